@@ -12,3 +12,6 @@
 #[cfg(not(test))]
 mod apache;
 pub mod config;
+pub mod codes;
+pub mod wsgi;
+pub mod python;

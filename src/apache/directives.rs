@@ -1,0 +1,207 @@
+//! Directive handlers: C callbacks that turn Apache's arguments into `crate::config` values.
+//!
+//! Each handler only converts strings and stores results; all parsing and validation lives in the
+//! pure `crate::config` module. An error string goes back to Apache, which reports it with the
+//! file and line of the directive and refuses to start.
+
+use std::ffi::{CStr, c_char, c_void};
+
+use super::cfg::{self, with_global};
+use super::ffi;
+use crate::config::{self as conf, DirSettings};
+
+/// Turns an error message into a pool string for Apache (null = success).
+unsafe fn result(cmd: *mut ffi::cmd_parms, r: Result<(), String>) -> *const c_char {
+    match r {
+        Ok(()) => std::ptr::null(),
+        // SAFETY: cmd and its pool are live while the directive is processed.
+        Err(msg) => unsafe { ffi::apr_pstrmemdup((*cmd).pool, msg.as_ptr().cast(), msg.len()) },
+    }
+}
+
+/// Runs `f`, catching panics so that none crosses into Apache.
+fn guarded(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(format!("{}: internal error while reading this directive", crate::codes::INTERNAL_PANIC)))
+}
+
+unsafe fn arg_str<'a>(p: *const c_char) -> &'a str {
+    if p.is_null() {
+        return "";
+    }
+    // SAFETY: Apache passes NUL-terminated argument strings that live for the config pass.
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("")
+}
+
+unsafe fn directive_name<'a>(cmd: *mut ffi::cmd_parms) -> &'a str {
+    // SAFETY: cmd->cmd points at our command_rec, whose name is a static C string.
+    unsafe { arg_str((*(*cmd).cmd).name) }
+}
+
+/// Refuses a server-only directive inside <Directory>, <Location>, <Files>, <Proxy> or <Limit>.
+unsafe fn server_scope_only(cmd: *mut ffi::cmd_parms) -> Result<(), String> {
+    // SAFETY: cmd is live; ap_check_cmd_context only reads it.
+    let err = unsafe { ffi::ap_check_cmd_context(cmd, ffi::NOT_IN_DIR_CONTEXT as u32) };
+    if err.is_null() {
+        return Ok(());
+    }
+    let name = unsafe { directive_name(cmd) };
+    Err(format!(
+        "{name} cannot be used inside <Directory>, <Location>, <Files>, <Proxy> or <Limit>: move it to the server level or directly into the <VirtualHost>"
+    ))
+}
+
+/// Refuses a directive outside the main server configuration.
+unsafe fn main_config_only(cmd: *mut ffi::cmd_parms) -> Result<(), String> {
+    // SAFETY: cmd is live; ap_check_cmd_context only reads it.
+    let err = unsafe { ffi::ap_check_cmd_context(cmd, ffi::GLOBAL_ONLY as u32) };
+    if err.is_null() {
+        return Ok(());
+    }
+    let name = unsafe { directive_name(cmd) };
+    Err(format!("{name} can only be used in the main server configuration, not inside <VirtualHost> or a section: move it to the top level"))
+}
+
+pub unsafe extern "C" fn script_alias(cmd: *mut ffi::cmd_parms, _m: *mut c_void, args: *const c_char) -> *const c_char {
+    // SAFETY: Apache passes a live cmd_parms and a NUL-terminated argument string.
+    unsafe {
+        let raw = arg_str(args);
+        let is_match = directive_name(cmd).ends_with("Match");
+        let r = guarded(|| {
+            server_scope_only(cmd)?;
+            let alias = if is_match { conf::parse_script_alias_match(raw)? } else { conf::parse_script_alias(raw)? };
+            let mut regex = std::ptr::null_mut();
+            if alias.regex {
+                let pat = super::request::cstring(&alias.url);
+                regex = ffi::ap_pregcomp((*cmd).pool, pat.as_ptr(), ffi::AP_REG_EXTENDED);
+                if regex.is_null() {
+                    return Err(format!("WSGIScriptAliasMatch: the regular expression '{}' does not compile; check its syntax", alias.url));
+                }
+            }
+            let s = cfg::server_cfg_mut((*cmd).server);
+            s.settings.aliases.push(alias);
+            s.regexes.push(regex);
+            Ok(())
+        });
+        result(cmd, r)
+    }
+}
+
+pub unsafe extern "C" fn daemon_process(cmd: *mut ffi::cmd_parms, _m: *mut c_void, args: *const c_char) -> *const c_char {
+    // SAFETY: as script_alias.
+    unsafe {
+        let raw = arg_str(args);
+        let r = guarded(|| {
+            server_scope_only(cmd)?;
+            let d = conf::parse_daemon_process(raw)?;
+            let s = cfg::server_cfg_mut((*cmd).server);
+            if s.settings.daemons.iter().any(|x| x.name == d.name) {
+                return Err(format!("WSGIDaemonProcess: the name '{}' is already used by another daemon process group; names must be unique", d.name));
+            }
+            with_global(|g| {
+                for o in &d.unimplemented {
+                    g.unimplemented.push(format!("WSGIDaemonProcess option '{o}' (group '{}')", d.name));
+                }
+            });
+            s.settings.daemons.push(d);
+            Ok(())
+        });
+        result(cmd, r)
+    }
+}
+
+/// A per-directory setting: parse `arg` and store it with `set`.
+unsafe fn dir_setting(
+    cmd: *mut ffi::cmd_parms,
+    m: *mut c_void,
+    arg: *const c_char,
+    set: impl FnOnce(&mut DirSettings, &str, &str) -> Result<(), String>,
+) -> *const c_char {
+    // SAFETY: for directory-context directives Apache passes our DirSettings record as `m`.
+    unsafe {
+        let name = directive_name(cmd);
+        let value = arg_str(arg);
+        let r = guarded(|| set(&mut *(m as *mut DirSettings), name, value));
+        result(cmd, r)
+    }
+}
+
+pub unsafe extern "C" fn process_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.process_group = Some(conf::parse_process_group(v)?))) }
+}
+
+pub unsafe extern "C" fn application_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.application_group = Some(conf::parse_application_group(v)?))) }
+}
+
+pub unsafe extern "C" fn callable_object(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.callable_object = Some(conf::parse_callable_object(v)?))) }
+}
+
+pub unsafe extern "C" fn flag_setting(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    unsafe {
+        dir_setting(cmd, m, arg, |d, name, v| {
+            if name == "WSGIMapHEADToGET" {
+                d.map_head_to_get = Some(conf::parse_map_head_to_get(v)?);
+                return Ok(());
+            }
+            let on = conf::parse_flag(name, v)?;
+            let slot = match name {
+                "WSGIPassAuthorization" => &mut d.pass_authorization,
+                "WSGIScriptReloading" => &mut d.script_reloading,
+                "WSGIChunkedRequest" => &mut d.chunked_request,
+                "WSGIEnableSendfile" => &mut d.enable_sendfile,
+                "WSGIErrorOverride" => &mut d.error_override,
+                other => return Err(format!("{other}: not a per-directory flag (internal error)")),
+            };
+            *slot = Some(on);
+            Ok(())
+        })
+    }
+}
+
+pub unsafe extern "C" fn global_setting(cmd: *mut ffi::cmd_parms, _m: *mut c_void, args: *const c_char) -> *const c_char {
+    // SAFETY: as script_alias.
+    unsafe {
+        let name = directive_name(cmd);
+        let raw = arg_str(args);
+        let r = guarded(|| {
+            main_config_only(cmd)?;
+            let words = conf::words(raw);
+            let one = || -> Result<String, String> {
+                match words.as_slice() {
+                    [w] => Ok(w.clone()),
+                    _ => Err(format!("{name} takes exactly one argument")),
+                }
+            };
+            with_global(|g| -> Result<(), String> {
+                match name {
+                    "WSGIPythonHome" => g.python_home = Some(one()?),
+                    "WSGIPythonPath" => {
+                        g.python_path = one()?.split(':').filter(|s| !s.is_empty()).map(String::from).collect()
+                    }
+                    "WSGISocketPrefix" => g.socket_prefix = Some(one()?),
+                    "WSGIRestrictEmbedded" => g.restrict_embedded = conf::parse_flag(name, &one()?)?,
+                    _ => return Err(format!("{name}: not a global setting (internal error)")),
+                }
+                Ok(())
+            })
+        });
+        result(cmd, r)
+    }
+}
+
+/// Directives accepted so that existing configurations load, not implemented yet: each one used
+/// is named once in a startup warning.
+pub unsafe extern "C" fn accepted(cmd: *mut ffi::cmd_parms, _m: *mut c_void, _args: *const c_char) -> *const c_char {
+    // SAFETY: as script_alias.
+    unsafe {
+        let name = directive_name(cmd).to_string();
+        with_global(|g| {
+            if !g.unimplemented.contains(&name) {
+                g.unimplemented.push(name);
+            }
+        });
+    }
+    std::ptr::null()
+}

@@ -1,0 +1,142 @@
+//! The module record Apache loads (`wsgi_module`), the directive table and hook registration.
+
+use std::ffi::{CStr, c_char};
+use std::ptr::{null, null_mut};
+
+use super::ffi::{self, cmd_func, command_rec, module};
+use super::{cfg, directives as d, hooks};
+
+type RawFn = unsafe extern "C" fn(*mut ffi::cmd_parms, *mut libc::c_void, *const c_char) -> *const c_char;
+
+const fn raw(name: &'static CStr, f: RawFn, req_override: i32, help: &'static CStr) -> command_rec {
+    command_rec {
+        name: name.as_ptr(),
+        func: cmd_func { raw_args: Some(f) },
+        cmd_data: null_mut(),
+        req_override,
+        args_how: ffi::cmd_how_RAW_ARGS,
+        errmsg: help.as_ptr(),
+    }
+}
+
+const fn take1(name: &'static CStr, f: RawFn, req_override: i32, help: &'static CStr) -> command_rec {
+    command_rec {
+        name: name.as_ptr(),
+        func: cmd_func { take1: Some(f) },
+        cmd_data: null_mut(),
+        req_override,
+        args_how: ffi::cmd_how_TAKE1,
+        errmsg: help.as_ptr(),
+    }
+}
+
+const SERVER: i32 = ffi::RSRC_CONF | ffi::ACCESS_CONF;
+const DIR_FILEINFO: i32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
+const ANYWHERE: i32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_ALL;
+
+/// Directives mod_wsgi accepts that this module parses but does not act on yet.
+macro_rules! accepted {
+    ($($name:literal),* $(,)?) => { [$(raw($name, d::accepted, ANYWHERE, c"accepted for compatibility (not implemented yet)")),*] };
+}
+
+const ACCEPTED: [command_rec; 35] = accepted![
+    c"WSGIPythonOptimize", c"WSGIDontWriteBytecode", c"WSGIPythonWarnings", c"WSGIPythonHashSeed",
+    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictStdin", c"WSGIRestrictStdout",
+    c"WSGIRestrictSignal", c"WSGIImportScript", c"WSGIDispatchScript", c"WSGITrustedProxies",
+    c"WSGITrustedProxyHeaders", c"WSGIAccessScript", c"WSGIAuthUserScript", c"WSGIAuthGroupScript",
+    c"WSGIHandlerScript", c"WSGISocketRotation", c"WSGIAcceptMutex", c"WSGIDestroyInterpreter",
+    c"WSGIPerInterpreterGIL", c"WSGIFreeThreading", c"WSGICaseSensitivity", c"WSGIRestrictProcess",
+    c"WSGIPassApacheRequest", c"WSGIIgnoreActivity", c"WSGIServerMetrics", c"WSGISlowRequests",
+    c"WSGIVerboseDebugging", c"WSGILazyInitialization", c"WSGIPythonHomeFallback", c"WSGITelemetry",
+    c"WSGITelemetryEndpoint", c"WSGIMaxRequestBodySize", c"WSGIStartupTimeout",
+];
+
+const MAIN: [command_rec; 17] = [
+    raw(c"WSGIScriptAlias", d::script_alias, SERVER, c"URL-path /absolute/path/to/script.wsgi [options]"),
+    raw(c"WSGIScriptAliasMatch", d::script_alias, SERVER, c"regex /absolute/path/to/script.wsgi [options]"),
+    raw(c"WSGIDaemonProcess", d::daemon_process, SERVER, c"name [option=value ...]"),
+    take1(c"WSGIProcessGroup", d::process_group, SERVER, c"name of a WSGIDaemonProcess group, or %{GLOBAL}"),
+    take1(c"WSGIApplicationGroup", d::application_group, SERVER, c"application group (interpreter) name"),
+    take1(c"WSGICallableObject", d::callable_object, DIR_FILEINFO, c"name of the WSGI callable in the script"),
+    take1(c"WSGIPassAuthorization", d::flag_setting, ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_AUTHCFG, c"On or Off"),
+    take1(c"WSGIScriptReloading", d::flag_setting, DIR_FILEINFO, c"On or Off"),
+    take1(c"WSGIChunkedRequest", d::flag_setting, DIR_FILEINFO, c"On or Off"),
+    take1(c"WSGIMapHEADToGET", d::flag_setting, DIR_FILEINFO, c"On, Off or Auto"),
+    take1(c"WSGIEnableSendfile", d::flag_setting, DIR_FILEINFO, c"On or Off"),
+    take1(c"WSGIErrorOverride", d::flag_setting, DIR_FILEINFO, c"On or Off"),
+    raw(c"WSGIPythonHome", d::global_setting, ffi::RSRC_CONF, c"Python installation or virtualenv prefix"),
+    raw(c"WSGIPythonPath", d::global_setting, ffi::RSRC_CONF, c"directories to add to sys.path (':'-separated)"),
+    raw(c"WSGISocketPrefix", d::global_setting, ffi::RSRC_CONF, c"path prefix for daemon sockets"),
+    raw(c"WSGIRestrictEmbedded", d::global_setting, ffi::RSRC_CONF, c"On or Off"),
+    // Zeroed terminator is appended in COMMANDS below.
+    command_rec {
+        name: null(),
+        func: cmd_func { raw_args: None },
+        cmd_data: null_mut(),
+        req_override: 0,
+        args_how: 0,
+        errmsg: null(),
+    },
+];
+
+const N: usize = ACCEPTED.len() + MAIN.len();
+
+const fn all_commands() -> [command_rec; N] {
+    // MAIN ends with the terminator, so the accepted ones go first.
+    let mut out = [MAIN[MAIN.len() - 1]; N];
+    let mut i = 0;
+    while i < ACCEPTED.len() {
+        out[i] = ACCEPTED[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < MAIN.len() {
+        out[i + j] = MAIN[j];
+        j += 1;
+    }
+    out
+}
+
+/// The directive table, null-terminated as Apache requires.
+pub struct Commands(pub [command_rec; N]);
+// SAFETY: the table is immutable and only holds pointers to static strings and functions.
+unsafe impl Sync for Commands {}
+pub static COMMANDS: Commands = Commands(all_commands());
+
+/// A null-terminated list of module names for hook ordering.
+pub struct Names<const K: usize>(pub [*const c_char; K]);
+// SAFETY: immutable pointers to static strings.
+unsafe impl<const K: usize> Sync for Names<K> {}
+static AFTER_ALIAS: Names<2> = Names([c"mod_alias.c".as_ptr(), null()]);
+
+/// The module record. Apache writes `module_index`, `next` and `dynamic_load_handle` into it, so
+/// it must be a `static mut`; only Apache touches it after load.
+#[unsafe(no_mangle)]
+pub static mut wsgi_module: module = module {
+    version: ffi::MODULE_MAGIC_NUMBER_MAJOR,
+    minor_version: ffi::MODULE_MAGIC_NUMBER_MINOR,
+    module_index: -1,
+    name: c"mod_wsgi.c".as_ptr(),
+    dynamic_load_handle: null_mut(),
+    next: null_mut(),
+    magic: ffi::MODULE_MAGIC_COOKIE as libc::c_ulong,
+    rewrite_args: None,
+    create_dir_config: Some(cfg::create_dir_config),
+    merge_dir_config: Some(cfg::merge_dir_config),
+    create_server_config: Some(cfg::create_server_config),
+    merge_server_config: Some(cfg::merge_server_config),
+    cmds: COMMANDS.0.as_ptr(),
+    register_hooks: Some(register_hooks),
+    flags: 0,
+};
+
+unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
+    // SAFETY: called by Apache while loading the module; the name lists are static.
+    unsafe {
+        ffi::ap_hook_pre_config(Some(hooks::pre_config), null(), null(), ffi::APR_HOOK_MIDDLE);
+        ffi::ap_hook_post_config(Some(hooks::post_config), null(), null(), ffi::APR_HOOK_MIDDLE);
+        ffi::ap_hook_child_init(Some(hooks::child_init), null(), null(), ffi::APR_HOOK_MIDDLE);
+        ffi::ap_hook_translate_name(Some(hooks::translate_name), AFTER_ALIAS.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE);
+        ffi::ap_hook_handler(Some(hooks::handler), null(), null(), ffi::APR_HOOK_MIDDLE);
+    }
+}

@@ -1,0 +1,37 @@
+//! Stable codes for every warning-or-worse log line this module writes, so users can search for
+//! them. Codes are never reused; add new ones at the end of their block.
+
+/// The WSGI script file named by the mount does not exist (404).
+pub const SCRIPT_MISSING: &str = "WR0101";
+/// The script raised while it was executed (500).
+pub const SCRIPT_LOAD_FAILED: &str = "WR0102";
+/// The script has no callable of the configured name (500).
+pub const NO_CALLABLE: &str = "WR0103";
+/// The application raised before the response head was sent (500).
+pub const APP_EXCEPTION: &str = "WR0104";
+/// The application raised after the head was sent: the response was cut short.
+pub const APP_EXCEPTION_AFTER_HEAD: &str = "WR0105";
+/// start_response was given a bad status line or header (500).
+pub const BAD_RESPONSE_HEAD: &str = "WR0106";
+/// The application yielded something other than bytes.
+pub const BAD_BODY_ITEM: &str = "WR0107";
+/// The application returned fewer bytes than its Content-Length.
+pub const SHORT_BODY: &str = "WR0108";
+/// The client went away while the response was being sent.
+pub const CLIENT_GONE: &str = "WR0109";
+/// The application returned without calling start_response (500).
+pub const NO_START_RESPONSE: &str = "WR0110";
+/// close() on the returned iterable raised.
+pub const CLOSE_FAILED: &str = "WR0111";
+/// Python could not be initialised in a process.
+pub const PYTHON_INIT_FAILED: &str = "WR0112";
+/// A panic inside this module was caught at the boundary with Apache.
+pub const INTERNAL_PANIC: &str = "WR0113";
+/// A request reached a mount whose process group is not defined.
+pub const UNKNOWN_PROCESS_GROUP: &str = "WR0114";
+/// A chunked request body arrived without WSGIChunkedRequest On (411).
+pub const CHUNKED_REFUSED: &str = "WR0115";
+/// The application returned more bytes than its Content-Length; the excess was dropped.
+pub const EXCESS_BODY: &str = "WR0116";
+/// Something the configuration names that this build does not implement yet.
+pub const NOT_IMPLEMENTED: &str = "WR0117";

@@ -1,0 +1,144 @@
+//! Interpreter life cycle: initialised once per process (an Apache child in embedded mode, a
+//! daemon process after fork), never in the Apache parent.
+
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::wsgi::environ::{self, ProcessInfo};
+use crate::wsgi::errors::ProcessLog;
+
+/// Settings for [`initialize`].
+#[derive(Debug, Default, Clone)]
+pub struct InitOptions {
+    /// `WSGIPythonHome` / `python-home=`: a virtualenv or installation prefix.
+    pub python_home: Option<String>,
+    /// `WSGIPythonPath` / `python-path=`: directories added with `site.addsitedir`.
+    pub python_path: Vec<String>,
+    /// Facts for the environ template.
+    pub process: Option<ProcessInfo>,
+}
+
+static STATE: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// The version of the linked libpython, e.g. `"3.11"`. Safe before initialisation.
+pub fn python_version() -> String {
+    // SAFETY: Py_GetVersion returns a pointer to a static NUL-terminated string and may be called
+    // before Py_Initialize.
+    let v = unsafe { std::ffi::CStr::from_ptr(ffi::Py_GetVersion()) };
+    let v = v.to_string_lossy();
+    let num = v.split_whitespace().next().unwrap_or("");
+    num.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// Whether Python was initialised successfully in this process; the error otherwise.
+pub fn status() -> Option<&'static Result<(), String>> {
+    STATE.get()
+}
+
+fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
+    // SAFETY: PyStatus_Exception only reads the struct passed by value.
+    if unsafe { ffi::PyStatus_Exception(status) } != 0 {
+        let msg = if status.err_msg.is_null() {
+            "unknown error".to_string()
+        } else {
+            // SAFETY: err_msg is a static NUL-terminated C string set by CPython.
+            unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+        };
+        return Err(format!("{what}: {msg}"));
+    }
+    Ok(())
+}
+
+/// Initialises Python in this process (once; later calls return the first result).
+///
+/// Signal handlers are not installed (Apache owns signals), `sys.argv` is `['mod_wsgi']`,
+/// `threading` is imported on this thread, `sys.stdout`/`sys.stderr` go to the error log, and the
+/// GIL is released before returning.
+pub fn initialize(opts: &InitOptions) -> &'static Result<(), String> {
+    STATE.get_or_init(|| init_inner(opts))
+}
+
+fn init_inner(opts: &InitOptions) -> Result<(), String> {
+    // SAFETY: called once per process, before any other Python API, on one thread. The PyConfig
+    // lives on this stack frame until PyConfig_Clear.
+    unsafe {
+        let mut config: ffi::PyConfig = std::mem::zeroed();
+        ffi::PyConfig_InitPythonConfig(&mut config);
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        config.configure_c_stdio = 0;
+        config.buffered_stdio = 0;
+        let set_str = |config: *mut ffi::PyConfig, field: *mut *mut libc::wchar_t, value: &str| -> Result<(), String> {
+            let c = CString::new(value).map_err(|_| format!("{value:?} contains a NUL byte"))?;
+            check(ffi::PyConfig_SetBytesString(config, field, c.as_ptr()), "cannot set Python configuration")
+        };
+        let r = (|| {
+            let cfg_ptr = &raw mut config;
+            set_str(cfg_ptr, &raw mut (*cfg_ptr).program_name, "mod_wsgi")?;
+            if let Some(home) = &opts.python_home {
+                set_str(cfg_ptr, &raw mut (*cfg_ptr).home, home)?;
+            }
+            let argv0 = CString::new("mod_wsgi").unwrap();
+            let mut argv = [argv0.as_ptr()];
+            check(ffi::PyConfig_SetBytesArgv(cfg_ptr, 1, argv.as_mut_ptr()), "cannot set sys.argv")?;
+            check(ffi::Py_InitializeFromConfig(cfg_ptr), "Py_InitializeFromConfig failed")
+        })();
+        ffi::PyConfig_Clear(&mut config);
+        r?;
+    }
+    let setup = Python::attach(|py| -> PyResult<()> {
+        py.import("threading")?;
+        let sys = py.import("sys")?;
+        sys.setattr("stdout", Py::new(py, ProcessLog::new("stdout"))?)?;
+        sys.setattr("stderr", Py::new(py, ProcessLog::new("stderr"))?)?;
+        if !opts.python_path.is_empty() {
+            let site = py.import("site")?;
+            let path = sys.getattr("path")?;
+            let before: Vec<String> = path.extract()?;
+            for dir in &opts.python_path {
+                site.call_method1("addsitedir", (dir,))?;
+            }
+            // Like mod_wsgi: the added directories go to the front of sys.path.
+            let after: Vec<String> = path.extract()?;
+            let added: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+            let mut reordered: Vec<&String> = added.clone();
+            reordered.extend(before.iter());
+            sys.setattr("path", reordered)?;
+        }
+        if let Some(p) = &opts.process {
+            environ::init_template(py, p)?;
+        }
+        Ok(())
+    });
+    // SAFETY: Python is initialised and this thread holds the GIL (Py_InitializeFromConfig leaves
+    // it held); releasing it lets worker threads attach. The thread state is kept for this thread.
+    unsafe {
+        ffi::PyEval_SaveThread();
+    }
+    setup.map_err(|e| format!("Python started but its setup failed: {e}"))
+}
+
+thread_local! {
+    static HAS_TSTATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Gives the calling thread one lasting Python thread state, so `threading.local` data survives
+/// between requests. `Python::attach` then reuses it instead of creating and destroying one per
+/// request. Call before `Python::attach` on server-owned threads.
+pub fn ensure_thread_state() {
+    HAS_TSTATE.with(|has| {
+        if !has.get() {
+            // SAFETY: Python is initialised (callers check `status()`), this thread holds no GIL
+            // (outside `Python::attach`). Ensure creates the thread state and takes the GIL; the
+            // gilstate counter stays at 1 so the state is never destroyed; SaveThread drops the GIL.
+            unsafe {
+                ffi::PyGILState_Ensure();
+                ffi::PyEval_SaveThread();
+            }
+            has.set(true);
+        }
+    });
+}

@@ -1,0 +1,163 @@
+//! Loading WSGI script files.
+//!
+//! Each script file is executed from its path as a module of its own (named from a hash of the
+//! path, registered in `sys.modules`, never imported by name nor put on `sys.path`), once per
+//! process, and executed afresh when its modification time changes (WSGIScriptReloading On).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Condvar, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyModule};
+
+use crate::codes;
+
+struct Loaded {
+    module: Py<PyModule>,
+    mtime: i64,
+}
+
+/// Scripts loaded in this process, by path.
+static LOADED: Mutex<Option<HashMap<String, Loaded>>> = Mutex::new(None);
+/// Serialises executing scripts so that concurrent first requests run a script once. A flag and
+/// a condition variable rather than a guard, so it can be taken with the GIL released and held
+/// while Python runs.
+static LOADING: Mutex<bool> = Mutex::new(false);
+static LOADING_DONE: Condvar = Condvar::new();
+
+/// Holds the load lock until dropped.
+struct LoadGuard;
+
+impl LoadGuard {
+    fn acquire(py: Python<'_>) -> LoadGuard {
+        py.detach(|| {
+            let mut busy = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+            while *busy {
+                busy = LOADING_DONE.wait(busy).unwrap_or_else(|e| e.into_inner());
+            }
+            *busy = true;
+        });
+        LoadGuard
+    }
+}
+
+impl Drop for LoadGuard {
+    fn drop(&mut self) {
+        *LOADING.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        LOADING_DONE.notify_one();
+    }
+}
+
+/// Why no application callable could be had.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The script raised while being executed: headline and traceback lines, ready to log.
+    Failed(Vec<String>),
+    /// The script has no callable of that name.
+    NoCallable(String),
+}
+
+/// The module name a script path is loaded under (`_mod_wsgi_` and a hash of the path).
+pub fn module_name(path: &str) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    format!("_mod_wsgi_{:016x}", h.finish())
+}
+
+fn cached(py: Python<'_>, path: &str, mtime: i64, reloading: bool) -> Option<Py<PyModule>> {
+    let g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    let entry = g.as_ref()?.get(path)?;
+    if reloading && entry.mtime != mtime {
+        return None;
+    }
+    Some(entry.module.clone_ref(py))
+}
+
+/// Executes the script file into a fresh module.
+fn execute(py: Python<'_>, path: &str) -> PyResult<Py<PyModule>> {
+    let name = module_name(path);
+    let source = std::fs::read(path).map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot read '{path}': {e}")))?;
+    let module = PyModule::new(py, &name)?;
+    module.setattr("__file__", path)?;
+    let builtins = py.import("builtins")?;
+    let sys_modules = py.import("sys")?.getattr("modules")?;
+    let code = builtins.call_method1("compile", (PyBytes::new(py, &source), path, "exec", 0, true))?;
+    sys_modules.set_item(&name, &module)?;
+    let globals: Bound<'_, PyDict> = module.dict();
+    if let Err(e) = builtins.call_method1("exec", (code, &globals)) {
+        let _ = sys_modules.del_item(&name);
+        return Err(e);
+    }
+    Ok(module.unbind())
+}
+
+/// Returns the script's callable `callable`, loading or reloading the script as needed.
+///
+/// `mtime` is the file's modification time as the server saw it; `reloading` is
+/// WSGIScriptReloading.
+pub fn application<'py>(
+    py: Python<'py>,
+    path: &str,
+    mtime: i64,
+    reloading: bool,
+    callable: &str,
+) -> Result<Bound<'py, PyAny>, LoadError> {
+    let module = match cached(py, path, mtime, reloading) {
+        Some(m) => m,
+        None => {
+            // Wait for the load lock without the GIL, so a thread that holds it can progress.
+            let _guard = LoadGuard::acquire(py);
+            match cached(py, path, mtime, reloading) {
+                Some(m) => m,
+                None => {
+                    let reload = LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|m| m.contains_key(path));
+                    let verb = if reload { "Reloading" } else { "Loading" };
+                    tracing::info!(target: "wsgi", "{verb} Python script file '{path}' (pid {}).", std::process::id());
+                    match execute(py, path) {
+                        Ok(m) => {
+                            let mut g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+                            g.get_or_insert_with(HashMap::new).insert(path.to_string(), Loaded { module: m.clone_ref(py), mtime });
+                            m
+                        }
+                        Err(e) => {
+                            let mut lines = vec![format!(
+                                "{}: failed to execute Python script file '{path}'; the request gets 500 and the script is tried again on the next request.",
+                                codes::SCRIPT_LOAD_FAILED
+                            )];
+                            lines.extend(
+                                crate::wsgi::response::format_exception(py, &e)
+                                    .into_iter()
+                                    .map(|l| format!("{}: {l}", codes::SCRIPT_LOAD_FAILED)),
+                            );
+                            return Err(LoadError::Failed(lines));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let module = module.into_bound(py);
+    match module.getattr_opt(callable) {
+        Ok(Some(app)) if app.is_callable() => Ok(app),
+        Ok(Some(_)) => Err(LoadError::NoCallable(format!(
+            "{}: '{callable}' in WSGI script '{path}' is not callable",
+            codes::NO_CALLABLE
+        ))),
+        _ => Err(LoadError::NoCallable(format!(
+            "{}: target WSGI script '{path}' does not contain WSGI application '{callable}'; define it, or name another callable with WSGICallableObject",
+            codes::NO_CALLABLE
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn module_names_are_stable_and_distinct() {
+        let a = super::module_name("/srv/a.wsgi");
+        assert_eq!(a, super::module_name("/srv/a.wsgi"));
+        assert_ne!(a, super::module_name("/srv/b.wsgi"));
+        assert!(a.starts_with("_mod_wsgi_"));
+    }
+}

@@ -1,0 +1,96 @@
+//! Builds the WSGI environ dict.
+//!
+//! The constant part (wsgi.version, wsgi.run_once, wsgi.file_wrapper, mod_wsgi.version, ...) is
+//! made once per process as a template and copied per request; per-request values are added to
+//! the copy. CGI values arrive as raw bytes and are decoded as latin-1, as PEP 3333 requires.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyString};
+
+use super::core::Core;
+use super::errors::Errors;
+use super::file_wrapper::FileWrapper;
+use super::input::Input;
+
+/// Facts about the process that do not change between requests.
+#[derive(Debug, Clone)]
+pub struct ProcessInfo {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    /// Daemon group name, `""` in embedded mode.
+    pub process_group: String,
+    /// Apache's version as (major, minor, patch).
+    pub apache_version: (u32, u32, u32),
+}
+
+/// Per-request values that are not CGI variables.
+pub struct RequestInfo<'a> {
+    pub url_scheme: &'a str,
+    pub application_group: &'a str,
+    pub callable_object: &'a str,
+    pub script_reloading: bool,
+    pub request_id: &'a str,
+    pub input_terminated: bool,
+}
+
+static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+/// The version this module reports as `mod_wsgi.version`.
+pub const VERSION: (u32, u32, u32) = (5, 0, 0);
+
+/// Creates the per-process template. Call once after Python is initialised.
+pub fn init_template(py: Python<'_>, info: &ProcessInfo) -> PyResult<()> {
+    let d = PyDict::new(py);
+    d.set_item("wsgi.version", (1, 0))?;
+    d.set_item("wsgi.multithread", info.multithread)?;
+    d.set_item("wsgi.multiprocess", info.multiprocess)?;
+    d.set_item("wsgi.run_once", false)?;
+    d.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+    d.set_item("mod_wsgi.process_group", info.process_group.as_str())?;
+    d.set_item("mod_wsgi.version", VERSION)?;
+    d.set_item("apache.version", info.apache_version)?;
+    let _ = TEMPLATE.set(py, d.unbind());
+    Ok(())
+}
+
+/// Decodes bytes as latin-1 (every byte maps to the code point of the same value).
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return PyString::new(py, unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    let s: String = bytes.iter().map(|&b| b as char).collect();
+    PyString::new(py, &s)
+}
+
+/// Builds the environ for one request.
+///
+/// `cgi` holds the CGI variables (name, raw value) as the server computed them.
+pub fn build<'py>(
+    py: Python<'py>,
+    cgi: &[(&str, &[u8])],
+    req: &RequestInfo<'_>,
+    core: &Core,
+    errors: &Bound<'py, Errors>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = match TEMPLATE.get(py) {
+        Some(t) => t.bind(py).copy()?,
+        None => return Err(pyo3::exceptions::PyRuntimeError::new_err("environ template not initialised")),
+    };
+    for (k, v) in cgi {
+        d.set_item(PyString::new(py, k), latin1(py, v))?;
+    }
+    d.set_item(pyo3::intern!(py, "wsgi.url_scheme"), req.url_scheme)?;
+    d.set_item(pyo3::intern!(py, "wsgi.input"), Py::new(py, Input { core: core.clone() })?)?;
+    d.set_item(pyo3::intern!(py, "wsgi.input_terminated"), PyBool::new(py, req.input_terminated))?;
+    d.set_item(pyo3::intern!(py, "wsgi.errors"), errors)?;
+    d.set_item(pyo3::intern!(py, "mod_wsgi.application_group"), req.application_group)?;
+    d.set_item(pyo3::intern!(py, "mod_wsgi.callable_object"), req.callable_object)?;
+    d.set_item(
+        pyo3::intern!(py, "mod_wsgi.script_reloading"),
+        if req.script_reloading { "1" } else { "0" },
+    )?;
+    d.set_item(pyo3::intern!(py, "mod_wsgi.request_id"), req.request_id)?;
+    Ok(d)
+}

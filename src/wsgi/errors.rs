@@ -1,0 +1,202 @@
+//! `wsgi.errors`, `sys.stdout` and `sys.stderr`: line-buffered streams into the error log.
+//!
+//! A request's `wsgi.errors` logs each complete line against the request (so Apache adds the
+//! client's address); the partial last line is flushed when the request ends. `sys.stdout` and
+//! `sys.stderr` forward to the `wsgi.errors` of the request running on the calling thread, or to
+//! the server log outside a request.
+
+use std::cell::RefCell;
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use super::core::Core;
+use super::io::Severity;
+
+#[pyclass(module = "mod_wsgi", name = "Log", frozen)]
+pub struct Errors {
+    core: Core,
+    pending: Mutex<String>,
+}
+
+thread_local! {
+    /// The wsgi.errors of the request this thread is running, for sys.stdout/sys.stderr.
+    static CURRENT: RefCell<Option<Py<Errors>>> = const { RefCell::new(None) };
+}
+
+/// Makes `errors` the target of sys.stdout/sys.stderr on this thread until [`clear_current`].
+pub fn set_current(errors: Py<Errors>) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(errors));
+}
+
+/// Forgets the current request's stream on this thread, returning it.
+pub fn clear_current() -> Option<Py<Errors>> {
+    CURRENT.with(|c| c.borrow_mut().take())
+}
+
+fn text_of(s: &Bound<'_, PyAny>) -> PyResult<String> {
+    match s.cast::<PyString>() {
+        Ok(s) => Ok(s.to_string_lossy().into_owned()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "write() argument must be str, not {}",
+            s.get_type().name()?
+        ))),
+    }
+}
+
+/// Splits complete lines off `pending`, handing each to `emit`.
+fn drain_lines(pending: &mut String, mut emit: impl FnMut(&str)) {
+    if let Some(last_nl) = pending.rfind('\n') {
+        for line in pending[..last_nl].split('\n') {
+            emit(line);
+        }
+        pending.drain(..=last_nl);
+    }
+}
+
+impl Errors {
+    pub fn new(core: Core) -> Self {
+        Errors { core, pending: Mutex::new(String::new()) }
+    }
+
+    fn emit(&self, line: &str) {
+        if self.core.with(|s| s.io.log(Severity::Error, line)).is_err() {
+            tracing::error!("{line}");
+        }
+    }
+
+    fn push(&self, text: &str) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.push_str(text);
+        drain_lines(&mut p, |l| self.emit(l));
+    }
+
+    /// Logs a partial last line, if any.
+    pub fn flush_pending(&self) {
+        let rest = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !rest.is_empty() {
+            self.emit(&rest);
+        }
+    }
+}
+
+#[pymethods]
+impl Errors {
+    fn write(&self, s: &Bound<'_, PyAny>) -> PyResult<()> {
+        let text = text_of(s)?;
+        self.push(&text);
+        Ok(())
+    }
+
+    fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+        for item in lines.try_iter()? {
+            self.write(&item?)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) {
+        self.flush_pending();
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        false
+    }
+
+    fn isatty(&self) -> bool {
+        false
+    }
+}
+
+/// The object installed as `sys.stdout` and `sys.stderr` in each process.
+#[pyclass(module = "mod_wsgi", name = "ProcessLog", frozen)]
+pub struct ProcessLog {
+    name: &'static str,
+    pending: Mutex<String>,
+}
+
+impl ProcessLog {
+    pub fn new(name: &'static str) -> Self {
+        ProcessLog { name, pending: Mutex::new(String::new()) }
+    }
+}
+
+#[pymethods]
+impl ProcessLog {
+    fn write(&self, py: Python<'_>, s: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let text = text_of(s)?;
+        let n = text.chars().count();
+        let routed = CURRENT.with(|c| match c.borrow().as_ref() {
+            Some(e) => {
+                e.bind(py).get().push(&text);
+                true
+            }
+            None => false,
+        });
+        if !routed {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.push_str(&text);
+            let name = self.name;
+            drain_lines(&mut p, |l| tracing::error!(target: "wsgi", "({name}) {l}"));
+        }
+        Ok(n)
+    }
+
+    fn writelines(&self, py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+        for item in lines.try_iter()? {
+            self.write(py, &item?)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self, py: Python<'_>) {
+        CURRENT.with(|c| {
+            if let Some(e) = c.borrow().as_ref() {
+                e.bind(py).get().flush_pending();
+            }
+        });
+        let rest = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !rest.is_empty() {
+            tracing::error!(target: "wsgi", "({}) {rest}", self.name);
+        }
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        false
+    }
+
+    #[getter]
+    fn encoding(&self) -> &'static str {
+        "utf-8"
+    }
+
+    fn isatty(&self) -> bool {
+        false
+    }
+
+    fn fileno(&self) -> PyResult<i32> {
+        Err(pyo3::exceptions::PyOSError::new_err("the error log has no file descriptor"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drain_lines;
+
+    #[test]
+    fn lines_are_split_and_partial_kept() {
+        let mut p = String::from("a\nb\nc");
+        let mut out = vec![];
+        drain_lines(&mut p, |l| out.push(l.to_string()));
+        assert_eq!(out, ["a", "b"]);
+        assert_eq!(p, "c");
+        p.push_str("d\n");
+        drain_lines(&mut p, |l| out.push(l.to_string()));
+        assert_eq!(out, ["a", "b", "cd"]);
+        assert!(p.is_empty());
+    }
+}

@@ -1,0 +1,196 @@
+//! `wsgi.input`: the request body as a Python file-like object.
+//!
+//! Reads stream from the server in bounded pieces with the GIL released; nothing is held beyond
+//! what the application asks for (plus one read-ahead buffer for readline).
+
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use super::core::{Core, CoreState};
+use super::io::IoError;
+
+/// How much is asked of the server at a time when the application gives no size.
+const CHUNK: usize = 64 * 1024;
+
+#[pyclass(module = "mod_wsgi", name = "Input", frozen)]
+pub struct Input {
+    pub(crate) core: Core,
+}
+
+fn io_err(e: impl std::fmt::Display) -> PyErr {
+    PyOSError::new_err(format!("error reading the request body: {e}"))
+}
+
+/// Pulls up to `want` more bytes into the read-ahead buffer. Returns how many arrived (0 = end).
+fn fill(state: &mut CoreState, want: usize) -> Result<usize, String> {
+    if let Some(e) = &state.input_error {
+        return Err(e.clone());
+    }
+    if state.input_eof {
+        return Ok(0);
+    }
+    if state.input_pos > 0 && state.input_pos == state.input_buf.len() {
+        state.input_buf.clear();
+        state.input_pos = 0;
+    }
+    let start = state.input_buf.len();
+    state.input_buf.resize(start + want.max(1), 0);
+    let r = state.io.read_body(&mut state.input_buf[start..]);
+    match r {
+        Ok(n) => {
+            state.input_buf.truncate(start + n);
+            if n == 0 {
+                state.input_eof = true;
+            }
+            Ok(n)
+        }
+        Err(e) => {
+            state.input_buf.truncate(start);
+            let msg = match e {
+                IoError::ClientGone(m) => format!("client closed the connection while sending the request body ({m})"),
+                other => other.to_string(),
+            };
+            state.input_error = Some(msg.clone());
+            Err(msg)
+        }
+    }
+}
+
+/// Takes up to `n` buffered bytes.
+fn take(state: &mut CoreState, n: usize) -> Vec<u8> {
+    let avail = state.input_buf.len() - state.input_pos;
+    let n = n.min(avail);
+    let out = state.input_buf[state.input_pos..state.input_pos + n].to_vec();
+    state.input_pos += n;
+    out
+}
+
+fn opt_size(size: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    match size {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => {
+            let n: i64 = v.extract()?;
+            Ok(if n < 0 { None } else { Some(n as usize) })
+        }
+    }
+}
+
+impl Input {
+    /// Reads exactly `n` bytes or up to the end of the body; `None` reads everything.
+    fn read_impl(&self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<u8>> {
+        let core = self.core.clone();
+        py.detach(move || {
+            core.with(|s| -> Result<Vec<u8>, String> {
+                let mut out = Vec::new();
+                loop {
+                    let avail = s.input_buf.len() - s.input_pos;
+                    let need = match n {
+                        Some(n) => n - out.len(),
+                        None => usize::MAX,
+                    };
+                    if avail > 0 {
+                        let mut part = take(s, need);
+                        if out.is_empty() {
+                            out = std::mem::take(&mut part);
+                        } else {
+                            out.extend_from_slice(&part);
+                        }
+                        if n.is_some_and(|n| out.len() >= n) {
+                            return Ok(out);
+                        }
+                    }
+                    let want = match n {
+                        Some(n) => (n - out.len()).min(4 * CHUNK),
+                        None => CHUNK,
+                    };
+                    if want == 0 {
+                        return Ok(out);
+                    }
+                    if fill(s, want)? == 0 {
+                        return Ok(out);
+                    }
+                }
+            })
+            .map_err(String::from)?
+        })
+        .map_err(io_err)
+    }
+
+    fn readline_impl(&self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
+        let core = self.core.clone();
+        py.detach(move || {
+            core.with(|s| -> Result<Vec<u8>, String> {
+                let mut scanned = 0;
+                loop {
+                    let avail = &s.input_buf[s.input_pos..];
+                    let cap = limit.unwrap_or(usize::MAX);
+                    if let Some(i) = avail[scanned..].iter().position(|b| *b == b'\n') {
+                        let end = (scanned + i + 1).min(cap);
+                        return Ok(take(s, end));
+                    }
+                    scanned = avail.len();
+                    if scanned >= cap {
+                        return Ok(take(s, cap));
+                    }
+                    if fill(s, CHUNK)? == 0 {
+                        return Ok(take(s, usize::MAX));
+                    }
+                }
+            })
+            .map_err(String::from)?
+        })
+        .map_err(io_err)
+    }
+}
+
+#[pymethods]
+impl Input {
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+        let n = opt_size(size)?;
+        let data = self.read_impl(py, n)?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+        let n = opt_size(size)?;
+        if n == Some(0) {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let data = self.readline_impl(py, n)?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+        let hint = opt_size(hint)?.filter(|h| *h > 0);
+        let out = PyList::empty(py);
+        let mut total = 0;
+        loop {
+            let line = self.readline_impl(py, None)?;
+            if line.is_empty() {
+                break;
+            }
+            total += line.len();
+            out.append(PyBytes::new(py, &line))?;
+            if hint.is_some_and(|h| total >= h) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.readline_impl(py, None)?;
+        Ok(if line.is_empty() { None } else { Some(PyBytes::new(py, &line)) })
+    }
+
+    fn close(&self) {}
+}

@@ -1,0 +1,52 @@
+//! The WSGI adapter (PEP 3333), written once over [`io::RequestIo`] so that embedded mode (Apache
+//! request) and daemon mode (socket to the Apache child) share every line of it.
+
+pub mod core;
+pub mod environ;
+pub mod errors;
+pub mod file_wrapper;
+pub mod input;
+pub mod io;
+pub mod response;
+pub mod start_response;
+pub mod validate;
+
+use pyo3::prelude::*;
+
+pub use self::core::Core;
+pub use self::io::{IoError, RequestIo, ResponseHead, Severity};
+pub use self::response::Outcome;
+
+/// Everything needed to serve one request once the application callable is known.
+pub struct Call<'a> {
+    pub cgi: &'a [(&'a str, &'a [u8])],
+    pub info: environ::RequestInfo<'a>,
+    pub script: &'a str,
+}
+
+/// Serves one request: builds environ, runs the application, sends the response, calls close().
+/// Returns the outcome and the server-side I/O object (so the server can finish the request).
+pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dyn RequestIo>) -> (Outcome, Option<Box<dyn RequestIo>>) {
+    let core = Core::new(io);
+    let errors = match Py::new(py, errors::Errors::new(core.clone())) {
+        Ok(e) => e,
+        Err(e) => {
+            response::log_exception(py, &core, crate::codes::APP_EXCEPTION, "cannot create wsgi.errors", &e);
+            return (Outcome::Failed, core.finish().map(|s| s.io));
+        }
+    };
+    let outcome = match environ::build(py, call.cgi, &call.info, &core, errors.bind(py)) {
+        Ok(environ) => {
+            errors::set_current(errors.clone_ref(py));
+            let o = response::run(py, app, &environ, &core, call.script);
+            errors::clear_current();
+            o
+        }
+        Err(e) => {
+            response::log_exception(py, &core, crate::codes::APP_EXCEPTION, "cannot build the WSGI environ", &e);
+            Outcome::Failed
+        }
+    };
+    errors.get().flush_pending();
+    (outcome, core.finish().map(|s| s.io))
+}

@@ -1,0 +1,303 @@
+//! The response loop: calls the application, sends what it returns, calls `close()`, and turns
+//! every failure into one of a few well-logged outcomes.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use super::core::Core;
+use super::file_wrapper::FileWrapper;
+use super::io::{IoError, Severity};
+use super::start_response::{BadResponse, StartResponse};
+use crate::codes;
+
+/// Writes at least this large release the GIL while the server sends them.
+const DETACH_THRESHOLD: usize = 32 * 1024;
+
+/// How a request ended, for the server side to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response went out whole.
+    Complete,
+    /// Nothing was sent; the server answers 500.
+    Failed,
+    /// The head went out but the body could not be completed; the response was cut short.
+    Cut,
+    /// The client went away.
+    ClientGone,
+}
+
+/// Why sending stopped early.
+enum Stop {
+    /// A Python exception (from the application, its iterable, or a bad item).
+    Py(PyErr),
+    /// The client or the server failed.
+    Io(IoError),
+}
+
+impl From<PyErr> for Stop {
+    fn from(e: PyErr) -> Self {
+        Stop::Py(e)
+    }
+}
+
+/// Sends one body block: the head first if it has not gone, Content-Length honoured.
+fn send(py: Python<'_>, core: &Core, data: &[u8], flush: bool) -> Result<(), Stop> {
+    let core2 = core.clone();
+    let work = move || -> Result<(), IoError> {
+        let mut g = core2.lock();
+        let s = g.as_mut().ok_or_else(|| IoError::Other(super::core::FINISHED.into()))?;
+        s.ensure_head()?;
+        let n = s.allowed(data.len());
+        if n < data.len() && !s.response.excess_reported {
+            s.response.excess_reported = true;
+            s.io.log(
+                Severity::Warning,
+                &format!(
+                    "{}: the application returned more than its Content-Length of {} bytes; the excess was dropped",
+                    codes::EXCESS_BODY,
+                    s.response.content_length.unwrap_or(0)
+                ),
+            );
+        }
+        s.response.written += n as u64;
+        if n == 0 || s.io.header_only() {
+            return Ok(());
+        }
+        s.io.write_body(&data[..n], flush)
+    };
+    let r = if flush || data.len() >= DETACH_THRESHOLD { py.detach(work) } else { work() };
+    r.map_err(Stop::Io)
+}
+
+/// `write()` and the iterable share this: empty blocks are skipped (the head waits for the first
+/// non-empty one).
+pub(crate) fn write_block(py: Python<'_>, core: &Core, bytes: &Bound<'_, PyBytes>, flush: bool) -> PyResult<()> {
+    let data = bytes.as_bytes();
+    if data.is_empty() {
+        return Ok(());
+    }
+    match send(py, core, data, flush) {
+        Ok(()) => Ok(()),
+        Err(Stop::Py(e)) => Err(e),
+        Err(Stop::Io(e)) => Err(pyo3::exceptions::PyOSError::new_err(format!("failed to write response data: {e}"))),
+    }
+}
+
+fn item_bytes<'a, 'py>(item: &'a Bound<'py, PyAny>) -> Result<&'a Bound<'py, PyBytes>, Stop> {
+    item.cast::<PyBytes>().map_err(|_| {
+        let ty = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        let shown: String = item.repr().map(|r| r.to_string()).unwrap_or_default().chars().take(80).collect();
+        Stop::Py(BadResponse::new_err(format!(
+            "the application's iterable yielded a {ty} ({shown}); each item must be bytes"
+        )))
+    })
+}
+
+/// Tries to hand a file_wrapper's file to the server. `Ok(false)`: use plain iteration instead.
+fn try_send_file(py: Python<'_>, core: &Core, fw: &FileWrapper) -> Result<bool, Stop> {
+    let f = fw.filelike.bind(py);
+    let (Ok(fd), Ok(pos)) = (
+        f.call_method0("fileno").and_then(|v| v.extract::<i32>()),
+        f.call_method0("tell").and_then(|v| v.extract::<u64>()),
+    ) else {
+        return Ok(false);
+    };
+    // Anything buffered in Python but not yet written to the file would be missed.
+    if f.hasattr("flush").unwrap_or(false) {
+        let _ = f.call_method0("flush");
+    }
+    let core2 = core.clone();
+    py.detach(move || -> Result<bool, IoError> {
+        // SAFETY: fstat only writes into the zeroed stat buffer we own; fd validity is checked by
+        // the return value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+            return Ok(false);
+        }
+        let size = st.st_size as u64;
+        let mut g = core2.lock();
+        let s = g.as_mut().ok_or_else(|| IoError::Other(super::core::FINISHED.into()))?;
+        if s.response.written > 0 {
+            return Ok(false);
+        }
+        let len = s.allowed(size.saturating_sub(pos) as usize) as u64;
+        s.ensure_head()?;
+        s.response.written += len;
+        if len == 0 || s.io.header_only() {
+            return Ok(true);
+        }
+        s.io.send_file(fd, pos, len)
+    })
+    .map_err(Stop::Io)
+}
+
+/// Sends the iterable the application returned.
+fn consume(py: Python<'_>, core: &Core, result: &Bound<'_, PyAny>) -> Result<(), Stop> {
+    if let Ok(fw) = result.cast::<FileWrapper>() {
+        let started = core.with(|s| s.response.head.is_some()).unwrap_or(false);
+        if started && try_send_file(py, core, fw.get())? {
+            return Ok(());
+        }
+    }
+    // A list or tuple is complete already: no need to flush between its items.
+    if let Ok(list) = result.cast::<PyList>() {
+        for item in list.iter() {
+            let b = item_bytes(&item)?;
+            if !b.as_bytes().is_empty() {
+                send(py, core, b.as_bytes(), false)?;
+            }
+        }
+        return Ok(());
+    }
+    if let Ok(tuple) = result.cast::<PyTuple>() {
+        for item in tuple.iter() {
+            let b = item_bytes(&item)?;
+            if !b.as_bytes().is_empty() {
+                send(py, core, b.as_bytes(), false)?;
+            }
+        }
+        return Ok(());
+    }
+    for item in result.try_iter()? {
+        let item = item?;
+        let b = item_bytes(&item)?;
+        if !b.as_bytes().is_empty() {
+            send(py, core, b.as_bytes(), true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Logs a Python exception as one line per traceback line, each with `code`.
+pub fn log_exception(py: Python<'_>, core: &Core, code: &str, headline: &str, err: &PyErr) {
+    core.log(Severity::Error, &format!("{code}: {headline}"));
+    for line in format_exception(py, err) {
+        core.log(Severity::Error, &format!("{code}: {line}"));
+    }
+}
+
+/// The traceback of `err` as lines, like `traceback.format_exception`.
+pub fn format_exception(py: Python<'_>, err: &PyErr) -> Vec<String> {
+    let formatted = py.import("traceback").and_then(|tb| {
+        tb.call_method1("format_exception", (err.get_type(py), err.value(py), err.traceback(py)))
+    });
+    match formatted.and_then(|l| l.extract::<Vec<String>>()) {
+        Ok(chunks) => chunks.concat().lines().map(str::to_owned).collect(),
+        Err(_) => vec![err.to_string()],
+    }
+}
+
+/// Runs one WSGI call: `application(environ, start_response)`, the body, `close()`.
+pub fn run(py: Python<'_>, app: &Bound<'_, PyAny>, environ: &Bound<'_, PyDict>, core: &Core, script: &str) -> Outcome {
+    let sr = match StartResponse::new(py, core.clone()).and_then(|sr| Py::new(py, sr)) {
+        Ok(sr) => sr,
+        Err(e) => {
+            log_exception(py, core, codes::APP_EXCEPTION, "cannot create start_response", &e);
+            return Outcome::Failed;
+        }
+    };
+    let result = match app.call1((environ, sr)) {
+        Ok(r) => r,
+        Err(e) => return failed(py, core, script, Stop::Py(e)),
+    };
+    let sent = consume(py, core, &result);
+    let mut outcome = match sent {
+        Ok(()) => finish_head(core),
+        Err(stop) => failed(py, core, script, stop),
+    };
+    // close() exactly once, whatever happened above.
+    match result.getattr_opt(pyo3::intern!(py, "close")) {
+        Ok(Some(close)) => {
+            if let Err(e) = close.call0() {
+                let headline = format!("{}: close() of the iterable returned by '{script}' raised", codes::CLOSE_FAILED);
+                log_exception(py, core, codes::CLOSE_FAILED, &headline, &e);
+                if outcome == Outcome::Complete && !core.with(|s| s.response.head_sent).unwrap_or(false) {
+                    outcome = Outcome::Failed;
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => log_exception(py, core, codes::CLOSE_FAILED, "cannot look up close()", &e),
+    }
+    outcome
+}
+
+/// After the body: make sure the head went out and that the promised length was met.
+fn finish_head(core: &Core) -> Outcome {
+    let r = core.with(|s| {
+        if s.response.head.is_none() {
+            s.io.log(
+                Severity::Error,
+                &format!("{}: the application returned without calling start_response()", codes::NO_START_RESPONSE),
+            );
+            return Outcome::Failed;
+        }
+        if let Err(e) = s.ensure_head() {
+            return io_outcome(s, e);
+        }
+        if let Some(cl) = s.response.content_length {
+            if s.response.written < cl && !s.io.header_only() {
+                s.io.log(
+                    Severity::Warning,
+                    &format!(
+                        "{}: the application promised Content-Length {cl} but returned only {} bytes; the connection was closed so the client sees a truncated response",
+                        codes::SHORT_BODY, s.response.written
+                    ),
+                );
+                s.io.abort();
+                return Outcome::Cut;
+            }
+        }
+        Outcome::Complete
+    });
+    r.unwrap_or(Outcome::Failed)
+}
+
+fn io_outcome(s: &mut super::core::CoreState, e: IoError) -> Outcome {
+    match e {
+        IoError::ClientGone(m) => {
+            s.io.log(Severity::Info, &format!("{}: client went away before the response was complete ({m})", codes::CLIENT_GONE));
+            Outcome::ClientGone
+        }
+        other => {
+            s.io.log(Severity::Error, &format!("{}: failed to send the response: {other}", codes::APP_EXCEPTION_AFTER_HEAD));
+            s.io.abort();
+            Outcome::Cut
+        }
+    }
+}
+
+/// Reports a failure; decides between a 500 (nothing sent yet) and a cut response.
+fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
+    let head_sent = core.with(|s| s.response.head_sent).unwrap_or(true);
+    match stop {
+        Stop::Io(e) => core.with(|s| io_outcome(s, e)).unwrap_or(Outcome::Failed),
+        Stop::Py(e) => {
+            let bad = e.is_instance_of::<BadResponse>(py);
+            let code = if bad {
+                codes::BAD_RESPONSE_HEAD
+            } else if head_sent {
+                codes::APP_EXCEPTION_AFTER_HEAD
+            } else {
+                codes::APP_EXCEPTION
+            };
+            if bad {
+                let what = e.value(py).to_string();
+                core.log(Severity::Error, &format!("{code}: bad response from WSGI script '{script}': {what}"));
+            } else {
+                let headline = if head_sent {
+                    format!("Exception occurred processing WSGI script '{script}' after the response head was sent; the response was cut short.")
+                } else {
+                    format!("Exception occurred processing WSGI script '{script}'.")
+                };
+                log_exception(py, core, code, &headline, &e);
+            }
+            if head_sent {
+                let _ = core.with(|s| s.io.abort());
+                Outcome::Cut
+            } else {
+                Outcome::Failed
+            }
+        }
+    }
+}
