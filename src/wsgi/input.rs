@@ -77,7 +77,87 @@ fn opt_size(size: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
     }
 }
 
+/// Fills `dst` from the read-ahead buffer and then straight from the server, until it is full or
+/// the body ends. Returns how many bytes were written.
+fn fill_exact(state: &mut CoreState, dst: &mut [u8]) -> Result<usize, String> {
+    let avail = state.input_buf.len() - state.input_pos;
+    let mut off = avail.min(dst.len());
+    dst[..off].copy_from_slice(&state.input_buf[state.input_pos..state.input_pos + off]);
+    state.input_pos += off;
+    while off < dst.len() {
+        if let Some(e) = &state.input_error {
+            return Err(e.clone());
+        }
+        if state.input_eof {
+            break;
+        }
+        match state.io.read_body(&mut dst[off..]) {
+            Ok(0) => state.input_eof = true,
+            Ok(n) => off += n,
+            Err(e) => {
+                let msg = match e {
+                    IoError::ClientGone(m) => format!("client closed the connection while sending the request body ({m})"),
+                    other => other.to_string(),
+                };
+                state.input_error = Some(msg.clone());
+                return Err(msg);
+            }
+        }
+    }
+    Ok(off)
+}
+
+unsafe extern "C" {
+    /// CPython's in-place resize of a bytes object with a single reference (exported by
+    /// libpython 3.11; pyo3-ffi does not declare it).
+    fn _PyBytes_Resize(bytes: *mut *mut pyo3::ffi::PyObject, newsize: pyo3::ffi::Py_ssize_t) -> libc::c_int;
+}
+
+/// A raw pointer to a bytes object's buffer, to be filled with the GIL released.
+struct RawBuf(*mut u8, usize);
+// SAFETY: the buffer belongs to a bytes object that no other code can see yet (we hold its only
+// reference and have not returned it), so writing to it from the same OS thread while the GIL is
+// released is exclusive access.
+unsafe impl Send for RawBuf {}
+
 impl Input {
+    /// `read(n)`: allocates the result once and fills it in place (one copy of the body data).
+    fn read_sized<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        use pyo3::ffi;
+        // SAFETY: PyBytes_FromStringAndSize(NULL, n) returns a new bytes object with an
+        // uninitialised n-byte buffer (or NULL with an exception set).
+        let mut obj = unsafe { ffi::PyBytes_FromStringAndSize(std::ptr::null(), n as ffi::Py_ssize_t) };
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        // SAFETY: obj is a live bytes object; its buffer holds n bytes.
+        let buf = RawBuf(unsafe { ffi::PyBytes_AsString(obj) } as *mut u8, n);
+        let core = self.core.clone();
+        let got = py.detach(move || {
+            let buf = buf;
+            // SAFETY: see RawBuf: exclusive access to n writable bytes.
+            let dst = unsafe { std::slice::from_raw_parts_mut(buf.0, buf.1) };
+            core.with(|s| fill_exact(s, dst)).map_err(String::from)?
+        });
+        let got = match got {
+            Ok(g) => g,
+            Err(e) => {
+                // SAFETY: we own the only reference.
+                unsafe { ffi::Py_DecRef(obj) };
+                return Err(io_err(e));
+            }
+        };
+        if got < n {
+            // SAFETY: obj is a bytes object we own exclusively (refcount 1), as _PyBytes_Resize
+            // requires; on failure it frees obj and sets it to NULL.
+            if unsafe { _PyBytes_Resize(&mut obj, got as ffi::Py_ssize_t) } != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        // SAFETY: obj is a new, owned reference to a bytes object.
+        Ok(unsafe { Bound::from_owned_ptr(py, obj).cast_into_unchecked() })
+    }
+
     /// Reads exactly `n` bytes or up to the end of the body; `None` reads everything.
     fn read_impl(&self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<u8>> {
         let core = self.core.clone();
@@ -149,9 +229,10 @@ impl Input {
 impl Input {
     #[pyo3(signature = (size=None))]
     fn read<'py>(&self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
-        let n = opt_size(size)?;
-        let data = self.read_impl(py, n)?;
-        Ok(PyBytes::new(py, &data))
+        match opt_size(size)? {
+            Some(n) => self.read_sized(py, n),
+            None => Ok(PyBytes::new(py, &self.read_impl(py, None)?)),
+        }
     }
 
     #[pyo3(signature = (size=None))]

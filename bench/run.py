@@ -1,0 +1,257 @@
+#!/usr/bin/python3
+"""Benchmark: this module vs Debian's mod_wsgi 4.9.4 vs Apache serving a static file.
+
+Every server is a separate Apache (event MPM, same sizing, same WSGI configuration) pinned to CPU 0;
+wrk runs pinned to CPU 1. Prints a table and writes bench/RESULTS.md.
+
+Usage: bench/run.py [--duration SECONDS] [--module PATH]
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DEBIAN_MOD_WSGI = '/usr/lib/apache2/modules/mod_wsgi.so'
+MODS = '/usr/lib/apache2/modules'
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def make_traversable(path):
+    while path != '/':
+        os.chmod(path, os.stat(path).st_mode | 0o005)
+        path = os.path.dirname(path)
+
+
+CONF = """
+ServerRoot "{dir}"
+PidFile "{dir}/httpd.pid"
+DefaultRuntimeDir "{dir}"
+Listen 127.0.0.1:{port}
+ServerName localhost
+{user}
+LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule alias_module {mods}/mod_alias.so
+LoadModule mime_module {mods}/mod_mime.so
+{loadwsgi}
+ErrorLog "{dir}/error.log"
+LogLevel warn
+TypesConfig /etc/mime.types
+EnableSendfile On
+StartServers 1
+ServerLimit 1
+MinSpareThreads 25
+MaxSpareThreads 75
+ThreadsPerChild 25
+MaxRequestWorkers 25
+KeepAliveTimeout 30
+MaxKeepAliveRequests 0
+<Directory />
+    Require all denied
+</Directory>
+DocumentRoot "{dir}/htdocs"
+<Directory "{dir}/htdocs">
+    Require all granted
+</Directory>
+{wsgi}
+"""
+
+WSGI = """
+WSGIScriptAlias /hello {dir}/scripts/hello.wsgi
+WSGIScriptAlias /app {dir}/scripts/app.wsgi
+{daemon}
+<Directory {dir}/scripts>
+    Require all granted
+</Directory>
+"""
+
+
+class Server:
+    def __init__(self, name, module, wsgi=True, daemon=''):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix='bench-%s-' % name, dir=os.path.join(ROOT, 'target'))
+        os.chmod(self.dir, 0o755)
+        os.makedirs(self.dir + '/htdocs')
+        os.makedirs(self.dir + '/scripts')
+        shutil.copy(os.path.join(ROOT, 'examples/hello.wsgi'), self.dir + '/scripts/hello.wsgi')
+        shutil.copy(os.path.join(HERE, 'app.wsgi'), self.dir + '/scripts/app.wsgi')
+        with open(self.dir + '/htdocs/hello.txt', 'wb') as f:
+            f.write(b'Hello World!')
+        with open(self.dir + '/htdocs/1m.bin', 'wb') as f:
+            f.write(b'x' * (1 << 20))
+        big = self.dir + '/scripts/big.bin'
+        with open(big, 'wb') as f:
+            f.write(os.urandom(1 << 20) * 32)
+        os.link(big, self.dir + '/htdocs/big.bin')
+        subprocess.run(['chmod', '-R', 'o+rX', self.dir], check=True)
+        make_traversable(self.dir)
+        self.port = free_port()
+        user = 'User www-data\nGroup www-data' if os.geteuid() == 0 else ''
+        loadwsgi = 'LoadModule wsgi_module %s' % module if module else ''
+        wsgi_conf = WSGI.format(dir=self.dir, daemon=daemon) if (wsgi and module) else ''
+        with open(self.dir + '/httpd.conf', 'w') as f:
+            f.write(CONF.format(dir=self.dir, port=self.port, user=user, mods=MODS,
+                                loadwsgi=loadwsgi, wsgi=wsgi_conf))
+        self.proc = subprocess.Popen(
+            ['taskset', '-c', '0', '/usr/sbin/apache2', '-f', self.dir + '/httpd.conf', '-DFOREGROUND'],
+            start_new_session=True, env={'PATH': '/usr/sbin:/usr/bin:/bin', 'LANG': 'C'})
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit('%s did not start:\n%s' % (name, open(self.dir + '/error.log').read()))
+
+    def url(self, path):
+        return 'http://127.0.0.1:%d%s' % (self.port, path)
+
+    def children(self):
+        out = []
+        for pid in os.listdir('/proc'):
+            if not pid.isdigit():
+                continue
+            try:
+                with open('/proc/%s/stat' % pid) as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+                if int(fields[1]) == self.proc.pid:
+                    out.append(int(pid))
+            except OSError:
+                pass
+        return out
+
+    def rss_kib(self):
+        total = 0
+        for pid in self.children():
+            try:
+                with open('/proc/%d/status' % pid) as f:
+                    for line in f:
+                        if line.startswith('VmRSS:'):
+                            total = max(total, int(line.split()[1]))
+            except OSError:
+                pass
+        return total
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        except Exception:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def parse_latency(s):
+    m = re.match(r'([\d.]+)(us|ms|s)', s)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == 'us' else (v if unit == 'ms' else v * 1000)
+
+
+def wrk(url, duration, connections, script=None):
+    cmd = ['taskset', '-c', '1', 'wrk', '-t1', '-c%d' % connections, '-d%ds' % duration, '--latency', url]
+    if script:
+        cmd[4:4] = ['-s', script]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r'Requests/sec:\s+([\d.]+)', out).group(1))
+    p99 = parse_latency(re.search(r'99%\s+(\S+)', out).group(1))
+    errors = sum(int(x) for x in re.findall(r'(?:connect|read|write|timeout) (\d+)', out))
+    non2xx = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
+    return {'rps': rps, 'p99': p99, 'errors': errors + (int(non2xx.group(1)) if non2xx else 0)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--duration', type=int, default=8)
+    ap.add_argument('--only', default='', help='run only the cases whose name contains this')
+    ap.add_argument('--module', default=os.path.join(ROOT, 'target/release/mod_wsgi.so'))
+    args = ap.parse_args()
+    if not os.path.exists(args.module):
+        raise SystemExit('build the module first: %s is missing' % args.module)
+    if not os.path.exists(DEBIAN_MOD_WSGI):
+        raise SystemExit('apt-get install libapache2-mod-wsgi-py3 (the reference to compare with)')
+    upload_lua = os.path.join(ROOT, 'target', 'bench-upload.lua')
+    with open(upload_lua, 'w') as f:
+        f.write('wrk.method = "POST"\nwrk.body = string.rep("u", 64 * 1024 * 1024)\n'
+                'wrk.headers["Content-Type"] = "application/octet-stream"\n')
+
+    servers = {
+        'this': Server('this', args.module),
+        'mod_wsgi': Server('modwsgi', DEBIAN_MOD_WSGI),
+        'static': Server('static', None, wsgi=False),
+    }
+    d = args.duration
+    cases = [
+        ('hello world', {'this': '/hello', 'mod_wsgi': '/hello', 'static': '/hello.txt'}, 16, None),
+        ('1 MiB response', {'this': '/app/1m', 'mod_wsgi': '/app/1m', 'static': '/1m.bin'}, 4, None),
+        ('32 MiB file_wrapper', {'this': '/app/file', 'mod_wsgi': '/app/file', 'static': '/big.bin'}, 2, None),
+        ('64 MiB upload', {'this': '/app/upload', 'mod_wsgi': '/app/upload'}, 2, upload_lua),
+    ]
+    cases = [c for c in cases if args.only in c[0]]
+    results = []
+    try:
+        for name, paths, conns, script in cases:
+            row = {'case': name}
+            for who, path in paths.items():
+                srv = servers[who]
+                wrk(srv.url(path), 1, conns, script)  # warm-up: load scripts, start threads
+                rss_before = srv.rss_kib()
+                peak = [rss_before]
+                done = threading.Event()
+
+                def sample():
+                    while not done.is_set():
+                        peak[0] = max(peak[0], srv.rss_kib())
+                        time.sleep(0.2)
+                t = threading.Thread(target=sample)
+                t.start()
+                r = wrk(srv.url(path), d, conns, script)
+                done.set()
+                t.join()
+                r['rss_growth_mib'] = (peak[0] - rss_before) / 1024
+                row[who] = r
+            results.append(row)
+    finally:
+        for s in servers.values():
+            s.stop()
+
+    lines = ['| case | this module req/s | p99 ms | mod_wsgi 4.9.4 req/s | p99 ms | static req/s | '
+             'vs mod_wsgi | vs static | errors (this/mod_wsgi) | RSS growth MiB (this/mod_wsgi) |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    for row in results:
+        t, m, s = row['this'], row['mod_wsgi'], row.get('static')
+        lines.append('| %s | %.0f | %.2f | %.0f | %.2f | %s | %.2fx | %s | %d/%d | %.1f/%.1f |' % (
+            row['case'], t['rps'], t['p99'], m['rps'], m['p99'],
+            '%.0f' % s['rps'] if s else '-', t['rps'] / m['rps'],
+            '%.2fx' % (t['rps'] / s['rps']) if s else '-',
+            t['errors'], m['errors'], t['rss_growth_mib'], m['rss_growth_mib']))
+    report = '\n'.join(lines)
+    print(report)
+    with open(os.path.join(HERE, 'RESULTS.md'), 'w') as f:
+        f.write('Measured by `bench/run.py --duration %d` on %s (Apache pinned to CPU 0, wrk to CPU 1, event MPM).\n\n'
+                % (d, time.strftime('%Y-%m-%d')))
+        f.write(report + '\n')
+
+
+if __name__ == '__main__':
+    main()
