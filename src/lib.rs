@@ -15,3 +15,4 @@ pub mod config;
 pub mod codes;
 pub mod wsgi;
 pub mod python;
+pub mod protocol;

@@ -1,0 +1,73 @@
+//! The daemon-mode wire protocol between an Apache child and a daemon process (pure Rust).
+//!
+//! Every message is a frame: one type byte, a 4-byte big-endian payload length, the payload.
+//! A connection starts with [`Frame::Hello`] (magic, version, the group's secret) from the
+//! Apache child and [`Frame::HelloOk`] from the daemon; then any number of requests follow, one
+//! at a time. A request is [`Frame::Request`]; the daemon pulls the body with
+//! [`Frame::ReadBody`] (answered by [`Frame::Body`] / [`Frame::BodyEnd`] / [`Frame::BodyError`]),
+//! which gives backpressure for free, and answers with [`Frame::Head`], [`Frame::Data`] and
+//! [`Frame::File`] (a descriptor passed alongside), ending with exactly one of [`Frame::End`],
+//! [`Frame::Abort`] or [`Frame::Retry`]. A connection that closes before the end record is a
+//! crash, never mistaken for a complete response.
+
+mod codec;
+
+pub use codec::{DecodeError, decode, encode, read_frame, write_frame};
+
+/// `MWRS` + version: bumped whenever the frame layout changes.
+pub const MAGIC: [u8; 4] = *b"MWRS";
+pub const VERSION: u16 = 1;
+/// Frames larger than this are refused (a bad or hostile peer).
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Length of the per-group secret.
+pub const SECRET_LEN: usize = 32;
+
+/// Everything the daemon needs to run one request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    pub script: String,
+    pub callable: String,
+    pub application_group: String,
+    pub script_reloading: bool,
+    /// The script's mtime as the Apache child saw it (microseconds).
+    pub mtime: i64,
+    pub header_only: bool,
+    pub url_scheme: String,
+    pub request_id: String,
+    pub input_terminated: bool,
+    /// The client's address, for log lines.
+    pub client: String,
+    /// CGI variables: name and raw value.
+    pub cgi: Vec<(String, Vec<u8>)>,
+}
+
+/// How a request ended in the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndKind {
+    Complete = 0,
+    /// Nothing was sent: the Apache child answers 500.
+    Failed = 1,
+    ClientGone = 2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Hello { version: u16, secret: Vec<u8> },
+    HelloOk,
+    Request(Box<Request>),
+    ReadBody { max: u32 },
+    Body(Vec<u8>),
+    BodyEnd,
+    BodyError(String),
+    Head { code: u16, status: String, headers: Vec<(String, String)> },
+    Data { flush: bool, data: Vec<u8> },
+    /// A file to send from `offset`, `len` bytes; the descriptor travels with this frame.
+    File { offset: u64, len: u64 },
+    End(EndKind),
+    /// The response was cut short after the head (the client must be able to tell).
+    Abort(String),
+    /// The daemon is restarting and did not run the request: send it again.
+    Retry(String),
+    /// The daemon refused the connection (bad secret, wrong version, unknown peer).
+    Refused(String),
+}
