@@ -37,7 +37,7 @@ fn main() {
         .header("apache-headers/wrapper.h")
         .clang_args(&clang_args)
         .allowlist_function("ap_.*|apr_.*|unixd_.*")
-        .allowlist_type("request_rec|server_rec|conn_rec|module|command_rec|cmd_parms|ap_.*|apr_.*|unixd_.*")
+        .allowlist_type("unixd_config_rec|ap_listen_rec|request_rec|server_rec|conn_rec|module|command_rec|cmd_parms|ap_.*|apr_.*|unixd_.*")
         .allowlist_var("ap_.*|apr_.*|AP_.*|APR_.*|MODULE_MAGIC_.*|OR_.*|RSRC_CONF|ACCESS_CONF|NOT_IN_.*|GLOBAL_ONLY|HTTP_.*|OK|DECLINED|DONE|M_.*|APLOG_.*|REQUEST_.*|DEFAULT_.*|SUSPENDED|PROXYREQ_.*|MPM_.*|OPT_.*")
         .blocklist_function(".*vprintf.*|.*vformatter.*|ap_vrprintf|apr_pvsprintf|ap_log_.*_va|.*_va")
         .blocklist_type("max_align_t")

@@ -21,3 +21,5 @@
 #include "apr_thread_proc.h"
 #include "apr_optional.h"
 #include "mod_log_config.h"
+#include "unixd.h"
+#include "ap_listen.h"

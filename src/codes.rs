@@ -35,3 +35,13 @@ pub const CHUNKED_REFUSED: &str = "WR0115";
 pub const EXCESS_BODY: &str = "WR0116";
 /// Something the configuration names that this build does not implement yet.
 pub const NOT_IMPLEMENTED: &str = "WR0117";
+/// A daemon process group refused a peer (wrong user, secret or protocol version).
+pub const PEER_REFUSED: &str = "WR0118";
+/// A request ran past request-timeout; the stacks follow and the process restarts.
+pub const REQUEST_TIMEOUT: &str = "WR0119";
+/// The daemon process died or closed the connection while handling a request (502).
+pub const DAEMON_DIED: &str = "WR0120";
+/// No daemon process of the group could be reached in time (503).
+pub const DAEMON_UNAVAILABLE: &str = "WR0121";
+/// A daemon process exited unexpectedly and is being replaced.
+pub const DAEMON_EXITED: &str = "WR0122";

@@ -16,3 +16,4 @@ pub mod codes;
 pub mod wsgi;
 pub mod python;
 pub mod protocol;
+pub mod daemon;

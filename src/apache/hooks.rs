@@ -64,21 +64,10 @@ pub unsafe extern "C" fn post_config(
                     codes::NOT_IMPLEMENTED
                 ));
             }
-            // SAFETY: s is the live main server; server_rec.next links the virtual hosts.
-            let mut daemons = vec![];
-            let mut cur = s;
-            while !cur.is_null() {
-                let c = unsafe { cfg::server_cfg(cur) };
-                daemons.extend(c.settings.daemons.iter().map(|d| d.name.clone()));
-                cur = unsafe { (*cur).next };
-            }
-            daemons.sort();
-            daemons.dedup();
-            for d in daemons {
-                log::log_server(s, ffi::APLOG_WARNING | ffi::APLOG_STARTUP, &format!(
-                    "{}: daemon mode is not implemented yet; requests for WSGIDaemonProcess group '{d}' are served in embedded mode (in Apache's own processes)",
-                    codes::NOT_IMPLEMENTED
-                ));
+            // SAFETY: ap_state_query only reads global state.
+            if unsafe { ffi::ap_state_query(ffi::AP_SQ_CONFIG_GEN) } > 0 {
+                // SAFETY: post_config runs in the single-threaded parent with the live pconf.
+                unsafe { super::daemon::start_groups(pconf, s) };
             }
         }
         ffi::OK
@@ -90,6 +79,19 @@ fn mpm_query(code: i32) -> i32 {
     // SAFETY: ap_mpm_query writes one int into our variable.
     unsafe { ffi::ap_mpm_query(code, &mut v) };
     v
+}
+
+/// First start: daemon groups are created here, after Apache detached from the terminal (so the
+/// managers are children of the real parent) and before the MPM forks its children.
+pub unsafe extern "C" fn pre_mpm(_p: *mut ffi::apr_pool_t, _sb: ffi::ap_scoreboard_e) -> c_int {
+    guard("pre_mpm", ffi::OK, || {
+        // SAFETY: ap_server_conf and its process record are valid in the parent after config.
+        unsafe {
+            let s = ffi::ap_server_conf;
+            super::daemon::start_groups((*(*s).process).pconf, s);
+        }
+        ffi::OK
+    })
 }
 
 pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
@@ -270,18 +272,6 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 }
             }
         }
-        match interp::status() {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                log::log_request(r, ffi::APLOG_ERR, &format!("{}: Python is not available in this process: {e}", codes::PYTHON_INIT_FAILED));
-                return ffi::HTTP_INTERNAL_SERVER_ERROR;
-            }
-            None => {
-                log::log_request(r, ffi::APLOG_ERR, &format!("{}: Python was not initialised in this process (WSGIRestrictEmbedded On?)", codes::PYTHON_INIT_FAILED));
-                return ffi::HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-
         // CGI variables: Apache's common set (HTTP_*, SERVER_*, REMOTE_*, DOCUMENT_ROOT, SetEnv
         // values, ...) plus the request line ones, with SCRIPT_NAME/PATH_INFO from the mount.
         ffi::ap_add_common_vars(r);
@@ -343,6 +333,47 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
             },
             script: &script,
         };
+        let group = match &eff.process_group {
+            conf::GroupSpec::Global => String::new(),
+            spec => conf::process_group_name(spec, &server_name, port, &script_name_str, |k: &str| {
+                let key = cstring(k);
+                table_get((*r).subprocess_env, &key).map(|v| String::from_utf8_lossy(v).into_owned())
+            }),
+        };
+        if !group.is_empty() {
+            let Some(rt) = super::daemon::find(&group) else {
+                log::log_request(r, ffi::APLOG_ERR, &format!("{}: WSGIProcessGroup '{group}' names no WSGIDaemonProcess group of this server; define it with WSGIDaemonProcess or fix the name (script '{script}')", codes::UNKNOWN_PROCESS_GROUP));
+                return ffi::HTTP_INTERNAL_SERVER_ERROR;
+            };
+            let client = format!("{}:{}", String::from_utf8_lossy(c_bytes((*r).useragent_ip)), if (*r).useragent_addr.is_null() { 0 } else { (*(*r).useragent_addr).port });
+            let req = crate::protocol::Request {
+                script: script.clone(),
+                callable: callable.clone(),
+                application_group: app_group.clone(),
+                script_reloading: eff.script_reloading,
+                mtime,
+                header_only: (*r).header_only != 0,
+                url_scheme: call.info.url_scheme.to_string(),
+                request_id: request_id.clone(),
+                input_terminated: chunked,
+                client,
+                cgi: cgi.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
+            };
+            let mut io = ApacheIo::new(r, eff.enable_sendfile);
+            let timeout = std::time::Duration::from_micros((*(*r).server).timeout.max(0) as u64);
+            return super::proxy::forward(&rt, &req, &mut io, timeout);
+        }
+        match interp::status() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                log::log_request(r, ffi::APLOG_ERR, &format!("{}: Python is not available in this process: {e}", codes::PYTHON_INIT_FAILED));
+                return ffi::HTTP_INTERNAL_SERVER_ERROR;
+            }
+            None => {
+                log::log_request(r, ffi::APLOG_ERR, &format!("{}: Python was not initialised in this process (WSGIRestrictEmbedded On?)", codes::PYTHON_INIT_FAILED));
+                return ffi::HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
         interp::ensure_thread_state();
         let outcome = Python::attach(|py| {
             let app = match scripts::application(py, &script, mtime, eff.script_reloading, &callable) {

@@ -4,9 +4,11 @@
 
 mod brigade;
 mod cfg;
+mod daemon;
 mod directives;
 pub mod ffi;
 mod hooks;
 mod log;
 pub mod module;
+mod proxy;
 mod request;

@@ -11,6 +11,7 @@
 //! crash, never mistaken for a complete response.
 
 mod codec;
+pub mod fdpass;
 
 pub use codec::{DecodeError, decode, encode, read_frame, write_frame};
 

@@ -92,6 +92,11 @@ fn execute(py: Python<'_>, path: &str) -> PyResult<Py<PyModule>> {
     Ok(module.unbind())
 }
 
+/// The mtime a script was loaded with in this process, if it was loaded.
+pub fn loaded_mtime(path: &str) -> Option<i64> {
+    LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?.get(path).map(|l| l.mtime)
+}
+
 /// Returns the script's callable `callable`, loading or reloading the script as needed.
 ///
 /// `mtime` is the file's modification time as the server saw it; `reloading` is

@@ -1,0 +1,214 @@
+//! Daemon mode in an Apache child: hands a request to a daemon process group and relays the
+//! response. Connections to each group are kept and reused across requests.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::codes;
+use crate::daemon::GroupRuntime;
+use crate::protocol::{self, EndKind, Frame, fdpass};
+use crate::wsgi::{IoError, RequestIo, ResponseHead, Severity};
+
+/// Idle connections per group socket path.
+static IDLE: Mutex<Option<HashMap<String, Vec<UnixStream>>>> = Mutex::new(None);
+
+fn take_idle(path: &str) -> Option<UnixStream> {
+    IDLE.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(path)?.pop()
+}
+
+fn put_idle(path: &str, s: UnixStream) {
+    let mut g = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    let v = g.get_or_insert_with(HashMap::new).entry(path.to_string()).or_default();
+    if v.len() < 64 {
+        v.push(s);
+    }
+}
+
+/// Connects and greets; retries while the group is starting or its backlog is full.
+fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
+    let mut last;
+    loop {
+        match UnixStream::connect(&rt.socket_path) {
+            Ok(mut s) => {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+                let hello = Frame::Hello { version: protocol::VERSION, secret: rt.secret.to_vec() };
+                protocol::write_frame(&mut s, &hello).map_err(|e| e.to_string())?;
+                match protocol::read_frame(&mut s) {
+                    Ok(Some(Frame::HelloOk)) => {
+                        let _ = s.set_read_timeout(None);
+                        return Ok(s);
+                    }
+                    Ok(Some(Frame::Refused(m))) => return Err(format!("the daemon refused the connection: {m}")),
+                    Ok(other) => last = format!("unexpected handshake reply {other:?}"),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads one frame, collecting a descriptor passed with it.
+fn read_frame_fd(s: &mut UnixStream) -> std::io::Result<Option<(Frame, Option<OwnedFd>)>> {
+    let mut head = [0u8; 5];
+    let fd = match fdpass::recv_with_fd(s, &mut head[..1]) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    s.read_exact(&mut head[1..])?;
+    let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
+    if len > protocol::MAX_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"));
+    }
+    let mut buf = Vec::with_capacity(5 + len);
+    buf.extend_from_slice(&head);
+    buf.resize(5 + len, 0);
+    s.read_exact(&mut buf[5..])?;
+    let (f, _) = protocol::decode(&buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(Some((f, fd)))
+}
+
+/// How relaying one attempt ended.
+enum Relay {
+    /// A complete exchange; the connection may be reused.
+    Done(EndKind, UnixStream),
+    /// The daemon asked for the request to be sent again (it is restarting).
+    Retry,
+    /// The connection failed before the daemon said anything (a stale reused connection).
+    Stale,
+    /// The daemon failed after the head was relayed: the response was cut.
+    Cut,
+    /// The daemon failed before the head: nothing was sent to the client.
+    Lost(String),
+    ClientGone,
+    Timeout,
+}
+
+fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay {
+    let _ = s.set_read_timeout(Some(socket_timeout));
+    let mut any = false;
+    let mut head_sent = false;
+    loop {
+        let (frame, fd) = match read_frame_fd(&mut s) {
+            Ok(Some(x)) => x,
+            Ok(None) if !any => return Relay::Stale,
+            Ok(None) => return if head_sent { Relay::Cut } else { Relay::Lost("the daemon process closed the connection before answering".into()) },
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Relay::Timeout,
+            Err(e) if !any && matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => return Relay::Stale,
+            Err(e) => return if head_sent { Relay::Cut } else { Relay::Lost(format!("connection to the daemon process failed: {e}")) },
+        };
+        any = true;
+        match frame {
+            Frame::ReadBody { max } => {
+                let mut buf = vec![0u8; max.min(protocol::MAX_FRAME as u32 / 2) as usize];
+                let reply = match io.read_body(&mut buf) {
+                    Ok(0) => Frame::BodyEnd,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Frame::Body(buf)
+                    }
+                    Err(e) => Frame::BodyError(e.to_string()),
+                };
+                if protocol::write_frame(&mut s, &reply).is_err() {
+                    return if head_sent { Relay::Cut } else { Relay::Lost("the daemon process went away while reading the request body".into()) };
+                }
+            }
+            Frame::Head { code, status, headers } => {
+                if io.send_head(&ResponseHead { code, status, headers }).is_err() {
+                    return Relay::ClientGone;
+                }
+                head_sent = true;
+            }
+            Frame::Data { flush, data } => match io.write_body(&data, flush) {
+                Ok(()) => {}
+                Err(IoError::ClientGone(_)) => return Relay::ClientGone,
+                Err(_) => return Relay::Cut,
+            },
+            Frame::File { offset, len } => {
+                let Some(fd) = fd else { return Relay::Lost("a file record arrived without its descriptor".into()) };
+                match io.send_file(fd.as_raw_fd(), offset, len) {
+                    Ok(true) => {}
+                    Ok(false) => return Relay::Cut,
+                    Err(IoError::ClientGone(_)) => return Relay::ClientGone,
+                    Err(_) => return Relay::Cut,
+                }
+            }
+            Frame::End(kind) => return Relay::Done(kind, s),
+            Frame::Abort(_) => {
+                io.abort();
+                return Relay::Cut;
+            }
+            Frame::Retry(_) => return Relay::Retry,
+            Frame::Refused(m) => return Relay::Lost(format!("the daemon refused the request: {m}")),
+            other => return Relay::Lost(format!("protocol error: unexpected {other:?}")),
+        }
+    }
+}
+
+/// Hands the request to the group. Returns the HTTP status for the handler (OK = 0).
+pub fn forward(rt: &GroupRuntime, req: &protocol::Request, io: &mut dyn RequestIo, apache_timeout: Duration) -> i32 {
+    let name = &rt.spec.name;
+    let encoded = protocol::encode(&Frame::Request(Box::new(req.clone())));
+    let wait = rt.spec.queue_timeout.unwrap_or(rt.spec.connect_timeout).max(rt.spec.connect_timeout);
+    let deadline = Instant::now() + wait.max(rt.spec.graceful_timeout + Duration::from_secs(5));
+    let socket_timeout = rt.spec.socket_timeout.unwrap_or(apache_timeout);
+    loop {
+        let (mut s, pooled) = match take_idle(&rt.socket_path) {
+            Some(s) => (s, true),
+            None => match connect(rt, Instant::now() + rt.spec.connect_timeout) {
+                Ok(s) => (s, false),
+                Err(e) => {
+                    io.log(Severity::Error, &format!("{}: cannot connect to daemon process group '{name}' at '{}': {e}; returning 503", codes::DAEMON_UNAVAILABLE, rt.socket_path));
+                    return super::ffi::HTTP_SERVICE_UNAVAILABLE;
+                }
+            },
+        };
+        if std::io::Write::write_all(&mut s, &encoded).is_err() {
+            if pooled {
+                continue;
+            }
+            io.log(Severity::Error, &format!("{}: the connection to daemon process group '{name}' failed while sending the request; returning 503", codes::DAEMON_UNAVAILABLE));
+            return super::ffi::HTTP_SERVICE_UNAVAILABLE;
+        }
+        match relay(s, io, socket_timeout) {
+            Relay::Done(kind, s) => {
+                if kind != EndKind::ClientGone {
+                    put_idle(&rt.socket_path, s);
+                }
+                return if kind == EndKind::Failed { super::ffi::HTTP_INTERNAL_SERVER_ERROR } else { super::ffi::OK };
+            }
+            Relay::Retry | Relay::Stale if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(if pooled { 0 } else { 5 }));
+                continue;
+            }
+            Relay::Retry | Relay::Stale => {
+                io.log(Severity::Error, &format!("{}: daemon process group '{name}' did not take the request within {}s (it kept restarting); returning 503", codes::DAEMON_UNAVAILABLE, wait.as_secs()));
+                return super::ffi::HTTP_SERVICE_UNAVAILABLE;
+            }
+            Relay::Lost(why) => {
+                io.log(Severity::Error, &format!("{}: daemon process of group '{name}' failed while handling the request for '{}': {why}; returning 502", codes::DAEMON_DIED, req.script));
+                return super::ffi::HTTP_BAD_GATEWAY;
+            }
+            Relay::Cut => {
+                io.log(Severity::Error, &format!("{}: daemon process of group '{name}' failed after the response head was sent for '{}'; the response was cut short", codes::DAEMON_DIED, req.script));
+                io.abort();
+                return super::ffi::OK;
+            }
+            Relay::ClientGone => return super::ffi::OK,
+            Relay::Timeout => {
+                io.log(Severity::Error, &format!("{}: timeout after {}s waiting for daemon process group '{name}' (socket-timeout) for '{}'", codes::DAEMON_DIED, socket_timeout.as_secs(), req.script));
+                io.abort();
+                return super::ffi::HTTP_GATEWAY_TIME_OUT;
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The group manager: one small process per WSGIDaemonProcess group, forked from the Apache
+//! parent. It has no Python and no threads, so it can fork safely; it starts the group's worker
+//! processes, replaces one at once when it says it is restarting (so the old one drains while the
+//! new one starts), restarts crashed ones with back-off, and stops them all when Apache stops.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::GroupRuntime;
+use super::control::backoff;
+use super::worker::{self, SHUTDOWN};
+
+/// A worker that lived shorter than this counts as a failed start.
+const FAILED_START: Duration = Duration::from_secs(5);
+
+struct Slot {
+    pid: Option<libc::pid_t>,
+    started: Instant,
+    failures: u32,
+    respawn_at: Option<Instant>,
+}
+
+/// Shows `name` as the process's command line (`ps`) and name (`top`, 15 characters).
+pub fn set_title(name: &str) {
+    let Ok(c) = CString::new(name) else { return };
+    // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    // The whole name as the command line: point the kernel's argument area at a leaked buffer
+    // (needs CAP_SYS_RESOURCE, i.e. root before privileges are dropped; best effort otherwise).
+    let buf: &'static mut [u8] = Box::leak(c.into_bytes_with_nul().into_boxed_slice());
+    let start = buf.as_ptr() as libc::c_ulong;
+    let end = start + buf.len() as libc::c_ulong;
+    // SAFETY: the buffer is leaked, so it stays valid for the life of the process; the kernel
+    // only reads it when someone reads /proc/PID/cmdline.
+    unsafe {
+        if libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_START, start, 0, 0) == 0 {
+            libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_END, end, 0, 0);
+        } else if libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_END, end, 0, 0) == 0 {
+            libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_START, start, 0, 0);
+        }
+    }
+}
+
+fn drop_privileges(rt: &GroupRuntime) -> Result<(), String> {
+    // SAFETY: plain credential syscalls on this single-threaded process.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return Ok(());
+        }
+        let user = CString::new(rt.user_name.clone()).map_err(|_| "bad user name".to_string())?;
+        if libc::initgroups(user.as_ptr(), rt.gid) != 0 && libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(format!("cannot set supplementary groups: {}", std::io::Error::last_os_error()));
+        }
+        if libc::setgid(rt.gid) != 0 {
+            return Err(format!("cannot switch to gid {}: {}", rt.gid, std::io::Error::last_os_error()));
+        }
+        if libc::setuid(rt.uid) != 0 {
+            return Err(format!("cannot switch to uid {}: {}", rt.uid, std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+fn spawn(rt: &Arc<GroupRuntime>, notify_w: RawFd, notify_r: RawFd) -> Option<libc::pid_t> {
+    // SAFETY: the manager is single-threaded, so fork is safe; the child never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: closing our copy of the manager's read end.
+        unsafe { libc::close(notify_r) };
+        worker::worker_main(rt.clone(), notify_w);
+    }
+    if pid < 0 {
+        tracing::error!(target: "wsgi", "daemon process group '{}' cannot fork a process: {}", rt.spec.name, std::io::Error::last_os_error());
+        return None;
+    }
+    Some(pid)
+}
+
+fn describe(status: libc::c_int) -> String {
+    if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("exit status {}", libc::WEXITSTATUS(status))
+    }
+}
+
+/// Runs the manager of one group; never returns.
+pub fn manager_main(rt: Arc<GroupRuntime>) -> ! {
+    // SAFETY: process-attribute syscalls on this fresh single-threaded child.
+    unsafe {
+        libc::setpgid(0, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    worker::install_signals();
+    crate::daemon::worker::SHUTDOWN.store(false, Ordering::SeqCst);
+    let spec = &rt.spec;
+    let title = spec.display_name.clone().unwrap_or_else(|| format!("(wsgi:{})", spec.name));
+    set_title(&title);
+    if let Err(e) = drop_privileges(&rt) {
+        tracing::error!(target: "wsgi", "daemon process group '{}': {e}; check user= and group= of WSGIDaemonProcess", spec.name);
+        std::thread::sleep(Duration::from_secs(5));
+        // SAFETY: leaving without Apache's exit handlers.
+        unsafe { libc::_exit(1) };
+    }
+    // SAFETY: umask/chdir only change this process's attributes.
+    unsafe {
+        if let Some(m) = spec.umask {
+            libc::umask(m as libc::mode_t);
+        }
+        let home = spec.home.clone().unwrap_or_else(|| "/".into());
+        if let Ok(h) = CString::new(home) {
+            libc::chdir(h.as_ptr());
+        }
+    }
+    let mut pipe = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills our two-element array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        tracing::error!(target: "wsgi", "daemon process group '{}' cannot create its control pipe", spec.name);
+        unsafe { libc::_exit(1) };
+    }
+    let (notify_r, notify_w) = (pipe[0], pipe[1]);
+    tracing::info!(target: "wsgi", "Starting daemon process group '{}' (manager pid {}) with {} process(es) of {} thread(s), uid={}, gid={}.", spec.name, std::process::id(), spec.processes, spec.threads, rt.uid, rt.gid);
+
+    let now = Instant::now();
+    let mut slots: Vec<Slot> = (0..spec.processes.max(1)).map(|_| Slot { pid: None, started: now, failures: 0, respawn_at: Some(now) }).collect();
+    // Processes that asked to be replaced and are draining: pid -> slot.
+    let mut retiring: HashMap<libc::pid_t, usize> = HashMap::new();
+    let parent = unsafe { libc::getppid() };
+
+    loop {
+        if SHUTDOWN.load(Ordering::SeqCst) || unsafe { libc::getppid() } != parent {
+            break;
+        }
+        // Start whatever is due.
+        let now = Instant::now();
+        for s in slots.iter_mut() {
+            if s.pid.is_none() && s.respawn_at.is_some_and(|t| t <= now) {
+                s.pid = spawn(&rt, notify_w, notify_r);
+                s.started = now;
+                s.respawn_at = if s.pid.is_some() { None } else { Some(now + Duration::from_secs(1)) };
+            }
+        }
+        // Wait for a "replace me" note or a timeout.
+        let mut pfd = libc::pollfd { fd: notify_r, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        let mut buf = [0u8; 4];
+        // SAFETY: reads 4-byte pids written atomically by workers.
+        while unsafe { libc::read(notify_r, buf.as_mut_ptr().cast(), 4) } == 4 {
+            let pid = i32::from_ne_bytes(buf);
+            if let Some(i) = slots.iter().position(|s| s.pid == Some(pid)) {
+                retiring.insert(pid, i);
+                let s = &mut slots[i];
+                s.pid = spawn(&rt, notify_w, notify_r);
+                s.started = Instant::now();
+                s.failures = 0;
+                s.respawn_at = if s.pid.is_some() { None } else { Some(Instant::now() + Duration::from_secs(1)) };
+            }
+        }
+        // Reap.
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid on our own children.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if retiring.remove(&pid).is_some() {
+                continue;
+            }
+            if let Some(s) = slots.iter_mut().find(|s| s.pid == Some(pid)) {
+                s.pid = None;
+                let quick = s.started.elapsed() < FAILED_START;
+                s.failures = if quick { s.failures + 1 } else { 0 };
+                let delay = backoff(s.failures);
+                tracing::warn!(target: "wsgi", "{}: daemon process '{}' (pid {pid}) died ({}); starting a new one{}.", crate::codes::DAEMON_EXITED, spec.name, describe(status), if delay.is_zero() { String::new() } else { format!(" in {}s (it failed {} time(s) in a row)", delay.as_secs(), s.failures) });
+                s.respawn_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+
+    // Shutdown: ask every worker to finish, then insist.
+    tracing::info!(target: "wsgi", "Stopping daemon process group '{}'.", spec.name);
+    let pids: Vec<libc::pid_t> = slots.iter().filter_map(|s| s.pid).chain(retiring.keys().copied()).collect();
+    for &p in &pids {
+        // SAFETY: signalling our own children.
+        unsafe { libc::kill(p, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + spec.shutdown_timeout + Duration::from_millis(500);
+    let mut left: Vec<libc::pid_t> = pids;
+    while !left.is_empty() && Instant::now() < deadline {
+        left.retain(|&p| {
+            let mut st = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(p, &mut st, libc::WNOHANG) == 0 }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &p in &left {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(p, libc::SIGKILL);
+            libc::waitpid(p, std::ptr::null_mut(), 0);
+        }
+    }
+    // SAFETY: leaving without Apache's exit handlers.
+    unsafe { libc::_exit(0) }
+}

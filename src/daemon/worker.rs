@@ -1,0 +1,392 @@
+//! A daemon worker process: Python, `threads` request threads and a monitor.
+//!
+//! Threads share the group's listening socket and this process's idle connections through a
+//! leader/follower dispatcher: one thread at a time polls them, takes a ready connection, hands
+//! the poll over and serves one request. An idle reused connection therefore never pins a thread.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+
+use super::GroupRuntime;
+use super::control::{self, Activity, Limits, RestartReason};
+use super::io::DaemonIo;
+use crate::protocol::{self, EndKind, Frame};
+use crate::python::{interp, scripts};
+use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
+
+/// Set by SIGTERM/SIGINT.
+pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+/// Installs this process's signal dispositions (replacing Apache's, inherited through fork).
+pub fn install_signals() {
+    // SAFETY: sigaction with a handler that only stores to an atomic (async-signal-safe); the
+    // other signals Apache uses are ignored here, and the mask inherited from Apache is cleared.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_term as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+struct State {
+    draining: AtomicBool,
+    reason: Mutex<Option<RestartReason>>,
+    active: AtomicUsize,
+    served: AtomicU64,
+    started: Instant,
+    last_activity: Mutex<Instant>,
+    running: Mutex<HashMap<u64, Instant>>,
+    seq: AtomicU64,
+    /// Write end of the pipe to the manager ("start my replacement now").
+    notify_fd: RawFd,
+}
+
+impl State {
+    fn drain(&self, reason: RestartReason) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            tracing::info!(target: "wsgi", "Daemon process {} restarting: {reason}.", std::process::id());
+            *r = Some(reason);
+            let pid = std::process::id().to_ne_bytes();
+            // SAFETY: a 4-byte write to our pipe (atomic below PIPE_BUF); failure is harmless
+            // (the manager then replaces us when we exit).
+            unsafe { libc::write(self.notify_fd, pid.as_ptr().cast(), pid.len()) };
+        }
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    fn activity(&self) -> Activity {
+        Activity {
+            started: self.started,
+            served: self.served.load(Ordering::Relaxed),
+            active: self.active.load(Ordering::Relaxed),
+            last_activity: *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()),
+            oldest_running: self.running.lock().unwrap_or_else(|e| e.into_inner()).values().min().copied(),
+        }
+    }
+}
+
+struct Conn {
+    stream: UnixStream,
+    greeted: bool,
+}
+
+struct Dispatcher {
+    idle: Mutex<Vec<Conn>>,
+    listen_fd: RawFd,
+}
+
+impl Dispatcher {
+    /// Waits for a new connection or a request on an idle one. `None` once draining.
+    fn next(&self, st: &State) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if st.draining.load(Ordering::SeqCst) {
+                idle.clear();
+                return None;
+            }
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(idle.len() + 1);
+            fds.push(libc::pollfd { fd: self.listen_fd, events: libc::POLLIN, revents: 0 });
+            fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 }));
+            // SAFETY: fds is a valid array of pollfd for the duration of the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 200) };
+            if n <= 0 {
+                continue;
+            }
+            if let Some(i) = fds[1..].iter().position(|p| p.revents != 0) {
+                return Some(idle.swap_remove(i));
+            }
+            if fds[0].revents != 0 {
+                // SAFETY: accept4 on our listening socket; a new descriptor is owned by the
+                // UnixStream below.
+                let fd = unsafe { libc::accept4(self.listen_fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+                if fd >= 0 {
+                    // SAFETY: fd is a fresh connected socket we own.
+                    return Some(Conn { stream: unsafe { UnixStream::from_raw_fd(fd) }, greeted: false });
+                }
+            }
+        }
+    }
+
+    fn give_back(&self, c: Conn) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+}
+
+/// The uid of the process at the other end of `s`.
+fn peer_uid(s: &UnixStream) -> Option<(u32, i32)> {
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most len bytes into cred.
+    let rc = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len) };
+    (rc == 0).then_some((cred.uid, cred.pid))
+}
+
+/// Checks the peer and the handshake. Refusals are logged and the connection dropped.
+fn greet(rt: &GroupRuntime, c: &mut Conn) -> bool {
+    let name = &rt.spec.name;
+    match peer_uid(&c.stream) {
+        Some((uid, _)) if uid == rt.apache_uid || uid == 0 => {}
+        Some((uid, pid)) => {
+            tracing::warn!(target: "wsgi", "{}: daemon process group '{name}' refused a connection from pid {pid} with uid {uid}: only Apache's user (uid {}) may connect", crate::codes::PEER_REFUSED, rt.apache_uid);
+            let _ = protocol::write_frame(&mut c.stream, &Frame::Refused("peer not allowed".into()));
+            return false;
+        }
+        None => return false,
+    }
+    let _ = c.stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let ok = match protocol::read_frame(&mut c.stream) {
+        Ok(Some(Frame::Hello { version, secret })) if version == protocol::VERSION && super::same_secret(&secret, &rt.secret) => true,
+        Ok(Some(Frame::Hello { version, .. })) if version != protocol::VERSION => {
+            tracing::warn!(target: "wsgi", "{}: daemon process group '{name}' refused a peer speaking protocol version {version} (this is {}); restart Apache so every process runs the same module", crate::codes::PEER_REFUSED, protocol::VERSION);
+            false
+        }
+        other => {
+            tracing::warn!(target: "wsgi", "{}: daemon process group '{name}' refused a connection without the group's secret ({})", crate::codes::PEER_REFUSED, match other { Ok(Some(f)) => format!("first frame {:?}", std::mem::discriminant(&f)), Ok(None) => "closed".into(), Err(e) => e.to_string() });
+            false
+        }
+    };
+    let _ = c.stream.set_read_timeout(None);
+    if ok {
+        c.greeted = protocol::write_frame(&mut c.stream, &Frame::HelloOk).is_ok();
+    } else {
+        let _ = protocol::write_frame(&mut c.stream, &Frame::Refused("handshake failed".into()));
+    }
+    ok && c.greeted
+}
+
+/// Serves one request from `c`. Returns whether the connection may be reused.
+fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
+    let req = match protocol::read_frame(&mut c.stream) {
+        Ok(Some(Frame::Request(r))) => r,
+        Ok(None) => return false,
+        Ok(Some(other)) => {
+            tracing::warn!(target: "wsgi", "{}: protocol error from an Apache child: expected a request, got {other:?}", crate::codes::PEER_REFUSED);
+            return false;
+        }
+        Err(_) => return false,
+    };
+    if st.draining.load(Ordering::SeqCst) {
+        let _ = protocol::write_frame(&mut c.stream, &Frame::Retry("daemon process is restarting".into()));
+        return false;
+    }
+    if req.script_reloading {
+        if let Some(loaded) = scripts::loaded_mtime(&req.script) {
+            if loaded != req.mtime {
+                st.drain(RestartReason::ScriptTouched(req.script.clone()));
+                let _ = protocol::write_frame(&mut c.stream, &Frame::Retry("script changed; daemon process is restarting".into()));
+                return false;
+            }
+        }
+    }
+    let seq = st.seq.fetch_add(1, Ordering::Relaxed);
+    st.active.fetch_add(1, Ordering::SeqCst);
+    st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, Instant::now());
+
+    let keep = run_request(rt, c, &req);
+
+    st.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
+    *st.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    st.active.fetch_sub(1, Ordering::SeqCst);
+    st.served.fetch_add(1, Ordering::SeqCst);
+    keep
+}
+
+fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool {
+    let Ok(stream) = c.stream.try_clone() else { return false };
+    let io = DaemonIo::new(stream, req.header_only, req.client.clone());
+    let flags = io.flags();
+    let cgi: Vec<(&str, &[u8])> = req.cgi.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let call = wsgi::Call {
+        cgi: &cgi,
+        info: RequestInfo {
+            url_scheme: &req.url_scheme,
+            application_group: &req.application_group,
+            callable_object: &req.callable,
+            script_reloading: req.script_reloading,
+            request_id: &req.request_id,
+            input_terminated: req.input_terminated,
+        },
+        script: &req.script,
+    };
+    let _ = rt;
+    interp::ensure_thread_state();
+    let outcome = Python::attach(|py| match scripts::application(py, &req.script, req.mtime, false, &req.callable) {
+        Ok(app) => Some(wsgi::serve(py, &app, &call, Box::new(io)).0),
+        Err(scripts::LoadError::Failed(lines)) => {
+            for l in lines {
+                tracing::error!(target: "wsgi", "[client {}] {l}", req.client);
+            }
+            None
+        }
+        Err(scripts::LoadError::NoCallable(msg)) => {
+            tracing::error!(target: "wsgi", "[client {}] {msg}", req.client);
+            None
+        }
+    });
+    let (broken, aborted) = flags.get();
+    if broken {
+        return false;
+    }
+    let end = match outcome {
+        None | Some(wsgi::Outcome::Failed) => EndKind::Failed,
+        Some(wsgi::Outcome::Complete) => EndKind::Complete,
+        Some(wsgi::Outcome::ClientGone) => EndKind::ClientGone,
+        Some(wsgi::Outcome::Cut) => {
+            if !aborted {
+                let _ = protocol::write_frame(&mut c.stream, &Frame::Abort("response cut short".into()));
+            }
+            return false;
+        }
+    };
+    protocol::write_frame(&mut c.stream, &Frame::End(end)).is_ok() && end != EndKind::ClientGone
+}
+
+fn request_thread(rt: Arc<GroupRuntime>, st: Arc<State>, d: Arc<Dispatcher>) {
+    while let Some(mut c) = d.next(&st) {
+        if !c.greeted && !greet(&rt, &mut c) {
+            continue;
+        }
+        if serve_one(&rt, &st, &mut c) && !st.draining.load(Ordering::SeqCst) {
+            d.give_back(c);
+        }
+    }
+}
+
+/// Logs the Python stack of every thread (for a request that timed out).
+fn dump_stacks() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        interp::ensure_thread_state();
+        let lines = Python::attach(|py| -> PyResult<Vec<String>> {
+            let frames = py.import("sys")?.call_method0("_current_frames")?;
+            let tb = py.import("traceback")?;
+            let mut out = vec![];
+            for item in frames.call_method0("items")?.try_iter()? {
+                let (tid, frame): (u64, Bound<'_, PyAny>) = item?.extract()?;
+                out.push(format!("Thread {tid}:"));
+                let stack: Vec<String> = tb.call_method1("format_stack", (frame,))?.extract()?;
+                out.extend(stack.concat().lines().map(|l| format!("  {l}")));
+            }
+            Ok(out)
+        });
+        let _ = tx.send(lines);
+    });
+    match rx.recv_timeout(Duration::from_secs(3)) {
+        Ok(Ok(lines)) => {
+            for l in lines {
+                tracing::error!(target: "wsgi", "{}: {l}", crate::codes::REQUEST_TIMEOUT);
+            }
+        }
+        _ => tracing::error!(target: "wsgi", "{}: could not get the Python stacks (the GIL is held by a stuck thread)", crate::codes::REQUEST_TIMEOUT),
+    }
+}
+
+/// Runs a worker process; never returns.
+pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
+    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    install_signals();
+    let spec = &rt.spec;
+    tracing::info!(target: "wsgi", "Starting process '{}' with pid={}, uid={}, gid={} and threads={}.", spec.name, std::process::id(), unsafe { libc::getuid() }, unsafe { libc::getgid() }, spec.threads);
+    let opts = interp::InitOptions {
+        python_home: spec.python_home.clone(),
+        python_path: spec.python_path.clone(),
+        process: Some(ProcessInfo {
+            multithread: spec.threads > 1,
+            multiprocess: spec.multiprocess,
+            process_group: spec.name.clone(),
+            apache_version: rt.apache_version,
+        }),
+    };
+    tracing::info!(target: "wsgi", "Initializing Python {} in daemon process '{}' (pid {}).", interp::python_version(), spec.name, std::process::id());
+    if let Err(e) = interp::initialize(&opts) {
+        let hint = if spec.python_home.is_some() { "; check that python-home names a Python 3.11 virtualenv or installation readable by the daemon's user" } else { "" };
+        tracing::error!(target: "wsgi", "{}: daemon process '{}' cannot initialise Python: {e}{hint}", crate::codes::PYTHON_INIT_FAILED, spec.name);
+        // SAFETY: exiting without running Apache's or Python's exit handlers.
+        unsafe { libc::_exit(3) };
+    }
+    let now = Instant::now();
+    let st = Arc::new(State {
+        draining: AtomicBool::new(false),
+        reason: Mutex::new(None),
+        active: AtomicUsize::new(0),
+        served: AtomicU64::new(0),
+        started: now,
+        last_activity: Mutex::new(now),
+        running: Mutex::new(HashMap::new()),
+        seq: AtomicU64::new(0),
+        notify_fd,
+    });
+    let d = Arc::new(Dispatcher { idle: Mutex::new(Vec::new()), listen_fd: rt.listen_fd });
+    let mut handles = Vec::new();
+    for i in 0..spec.threads.max(1) {
+        let (rt, st, d) = (rt.clone(), st.clone(), d.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("wsgi-{i}"))
+            .stack_size(8 << 20)
+            .spawn(move || request_thread(rt, st, d));
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => tracing::error!(target: "wsgi", "daemon process '{}' cannot start request thread {i}: {e}", spec.name),
+        }
+    }
+    let limits = Limits {
+        maximum_requests: spec.maximum_requests,
+        restart_interval: spec.restart_interval,
+        inactivity_timeout: spec.inactivity_timeout,
+        request_timeout: spec.request_timeout,
+    };
+    let mut timed_out = false;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if SHUTDOWN.load(Ordering::SeqCst) {
+            st.drain(RestartReason::Shutdown);
+        }
+        if !st.draining.load(Ordering::SeqCst) {
+            if let Some(reason) = control::check(&limits, &st.activity(), Instant::now()) {
+                if matches!(reason, RestartReason::RequestTimeout(_)) {
+                    timed_out = true;
+                    dump_stacks();
+                }
+                st.drain(reason);
+            }
+        }
+        if st.draining.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    let shutdown = SHUTDOWN.load(Ordering::SeqCst);
+    let grace = if timed_out || shutdown { spec.shutdown_timeout } else { spec.graceful_timeout };
+    let deadline = Instant::now() + grace;
+    while st.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = st.active.load(Ordering::SeqCst);
+    if left > 0 {
+        tracing::warn!(target: "wsgi", "Daemon process '{}' (pid {}) exiting with {left} request(s) still running after {}s.", spec.name, std::process::id(), grace.as_secs());
+    } else {
+        tracing::info!(target: "wsgi", "Daemon process '{}' (pid {}) exiting after {} request(s).", spec.name, std::process::id(), st.served.load(Ordering::SeqCst));
+    }
+    // SAFETY: leave at once: request threads may be blocked in Python or in the dispatcher.
+    unsafe { libc::_exit(0) }
+}

@@ -1,0 +1,109 @@
+//! Passing a file descriptor with a frame over a Unix socket (SCM_RIGHTS).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+/// Sends `bytes` with `fd` attached. All of `bytes` is written (the descriptor with the first
+/// byte).
+pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<()> {
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
+    // SAFETY: msghdr points at our iovec and control buffer, both alive for the call; the
+    // CMSG macros only compute addresses inside cbuf, which is CMSG_SPACE bytes long.
+    let sent = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
+        libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let sent = sent as usize;
+    if sent < bytes.len() {
+        use std::io::Write;
+        (&*sock).write_all(&bytes[sent..])?;
+    }
+    Ok(())
+}
+
+/// Receives exactly `buf.len()` bytes, returning a descriptor if one came with them.
+pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Option<OwnedFd>> {
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    let mut got = 0;
+    let mut fd = None;
+    while got < buf.len() {
+        let mut iov = libc::iovec { iov_base: buf[got..].as_mut_ptr().cast(), iov_len: buf.len() - got };
+        // SAFETY: as in send_with_fd; a received descriptor is owned by us from here on.
+        let n = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n > 0 {
+                let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+                while !cmsg.is_null() {
+                    if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                        let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
+                        fd = Some(OwnedFd::from_raw_fd(raw));
+                    }
+                    cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+                }
+            }
+            n
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection"));
+        }
+        got += n as usize;
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    #[test]
+    fn a_descriptor_travels_with_its_bytes() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut f = tempfile_with(b"hello fd");
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        send_with_fd(&a, b"abc", f.as_raw_fd()).unwrap();
+        let mut buf = [0u8; 3];
+        let fd = recv_with_fd(&b, &mut buf).unwrap().expect("descriptor");
+        assert_eq!(&buf, b"abc");
+        let mut g = std::fs::File::from(fd);
+        let mut s = String::new();
+        g.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello fd");
+    }
+
+    fn tempfile_with(data: &[u8]) -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("fdpass-{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        f.write_all(data).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    }
+}
