@@ -25,22 +25,44 @@ struct Slot {
 }
 
 /// Shows `name` as the process's command line (`ps`) and name (`top`, 15 characters).
+///
+/// The command line is the memory between the kernel's `arg_start` and `env_end` (read from
+/// `/proc/self/stat`): the environment strings are copied elsewhere first, then the whole area is
+/// overwritten, so a long name is shown in full whatever the length of Apache's own argv[0].
 pub fn set_title(name: &str) {
     let Ok(c) = CString::new(name) else { return };
     // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
     unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
-    // The whole name as the command line: point the kernel's argument area at a leaked buffer
-    // (needs CAP_SYS_RESOURCE, i.e. root before privileges are dropped; best effort otherwise).
-    let buf: &'static mut [u8] = Box::leak(c.into_bytes_with_nul().into_boxed_slice());
-    let start = buf.as_ptr() as libc::c_ulong;
-    let end = start + buf.len() as libc::c_ulong;
-    // SAFETY: the buffer is leaked, so it stays valid for the life of the process; the kernel
-    // only reads it when someone reads /proc/PID/cmdline.
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
+    let f: Vec<usize> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // After the ')' field 3 (state) is index 0: arg_start is field 48, env_end field 51.
+    let (arg_start, env_end) = (f.get(45).copied().unwrap_or(0), f.get(48).copied().unwrap_or(0));
+    if arg_start == 0 || env_end <= arg_start {
+        return;
+    }
+    unsafe extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    // SAFETY: single-threaded here. Each environment string that lives in the area is replaced
+    // by a heap copy (leaked: the environment lives as long as the process), then the area —
+    // which the kernel gave this process for its arguments and environment — is overwritten
+    // within its bounds.
     unsafe {
-        if libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_START, start, 0, 0) == 0 {
-            libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_END, end, 0, 0);
-        } else if libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_END, end, 0, 0) == 0 {
-            libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_START, start, 0, 0);
+        let mut e = environ;
+        while !e.is_null() && !(*e).is_null() {
+            let p = *e as usize;
+            if p >= arg_start && p < env_end {
+                *e = libc::strdup(*e);
+            }
+            e = e.add(1);
+        }
+        let area = std::slice::from_raw_parts_mut(arg_start as *mut u8, env_end - arg_start);
+        let bytes = name.as_bytes();
+        let n = bytes.len().min(area.len() - 1);
+        area[..n].copy_from_slice(&bytes[..n]);
+        for b in &mut area[n..] {
+            *b = 0;
         }
     }
 }

@@ -92,7 +92,11 @@ struct Conn {
 
 struct Dispatcher {
     idle: Mutex<Vec<Conn>>,
+    /// Connections handed back while another thread polls (moved into `idle` by the poller).
+    returned: Mutex<Vec<Conn>>,
     listen_fd: RawFd,
+    /// Self-pipe: a connection handed back wakes the thread that is polling.
+    wake: [RawFd; 2],
 }
 
 impl Dispatcher {
@@ -100,19 +104,28 @@ impl Dispatcher {
     fn next(&self, st: &State) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         loop {
+            idle.append(&mut self.returned.lock().unwrap_or_else(|e| e.into_inner()));
             if st.draining.load(Ordering::SeqCst) {
                 idle.clear();
                 return None;
             }
-            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(idle.len() + 1);
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(idle.len() + 2);
             fds.push(libc::pollfd { fd: self.listen_fd, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd { fd: self.wake[0], events: libc::POLLIN, revents: 0 });
             fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 }));
             // SAFETY: fds is a valid array of pollfd for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 200) };
             if n <= 0 {
                 continue;
             }
-            if let Some(i) = fds[1..].iter().position(|p| p.revents != 0) {
+            if fds[1].revents != 0 {
+                let mut sink = [0u8; 64];
+                // SAFETY: draining our non-blocking pipe into a local buffer.
+                while unsafe { libc::read(self.wake[0], sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
+                // The idle set changed: poll again with the connection handed back.
+                continue;
+            }
+            if let Some(i) = fds[2..].iter().position(|p| p.revents != 0) {
                 return Some(idle.swap_remove(i));
             }
             if fds[0].revents != 0 {
@@ -128,7 +141,11 @@ impl Dispatcher {
     }
 
     fn give_back(&self, c: Conn) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        // The poller holds the lock while it waits, so queue the connection and wake it; it
+        // picks the connection up before polling again.
+        self.returned.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        // SAFETY: a one-byte write to our non-blocking pipe; a full pipe already means "wake".
+        unsafe { libc::write(self.wake[1], b"w".as_ptr().cast(), 1) };
     }
 }
 
@@ -337,7 +354,13 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         seq: AtomicU64::new(0),
         notify_fd,
     });
-    let d = Arc::new(Dispatcher { idle: Mutex::new(Vec::new()), listen_fd: rt.listen_fd });
+    let mut wake = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills our array.
+    if unsafe { libc::pipe2(wake.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        tracing::error!(target: "wsgi", "daemon process '{}' cannot create its wake-up pipe", spec.name);
+        unsafe { libc::_exit(3) };
+    }
+    let d = Arc::new(Dispatcher { idle: Mutex::new(Vec::new()), returned: Mutex::new(Vec::new()), listen_fd: rt.listen_fd, wake });
     let mut handles = Vec::new();
     for i in 0..spec.threads.max(1) {
         let (rt, st, d) = (rt.clone(), st.clone(), d.clone());
