@@ -20,6 +20,13 @@ static GROUPS: Mutex<Vec<Arc<GroupRuntime>>> = Mutex::new(Vec::new());
 /// Manager pids per group index, for the cleanup at restart/stop.
 static MANAGERS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
 static STARTED_GEN: AtomicI64 = AtomicI64::new(-1);
+/// Groups defined in the configuration that could not be started (socket or user errors).
+static BROKEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether `name` is a defined group that failed to start (its requests get 503).
+pub fn is_broken(name: &str) -> bool {
+    BROKEN.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|n| n == name)
+}
 
 /// The runtime of the daemon group `name`, if it exists in this generation.
 pub fn find(name: &str) -> Option<Arc<GroupRuntime>> {
@@ -138,7 +145,15 @@ fn socket_dir(pconf: *mut ffi::apr_pool_t, owner: &Ids) -> Result<String, String
         }
         CStr::from_ptr(p).to_string_lossy().into_owned()
     };
-    let dir = format!("{base}.{}.d", std::process::id());
+    let mut dir = format!("{base}.{}.d", std::process::id());
+    // Leave room for "/GEN.N.sock" within the 108 bytes of a Unix socket address.
+    if dir.len() > 80 {
+        let short = std::env::temp_dir().join(format!("mod_wsgi.{}.d", std::process::id()));
+        log::log_server(unsafe { ffi::ap_server_conf }, ffi::APLOG_INFO, &format!(
+            "the socket directory '{dir}' is too long for Unix socket paths; using '{}' instead (set WSGISocketPrefix to choose)", short.display()
+        ));
+        dir = short.to_string_lossy().into_owned();
+    }
     let cdir = c(&dir);
     // SAFETY: mkdir/chown/chmod on a path we own.
     unsafe {
@@ -324,15 +339,18 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
         Ok(d) => d,
         Err(e) => {
             log::log_server(s, ffi::APLOG_ERR, &format!("{}: {e}; daemon mode is unavailable", codes::DAEMON_UNAVAILABLE));
+            *BROKEN.lock().unwrap_or_else(|e| e.into_inner()) = specs.iter().map(|d| d.name.clone()).collect();
             return;
         }
     };
     let mut groups = vec![];
+    let mut broken = vec![];
     for (i, spec) in specs.into_iter().enumerate() {
         let ids = match daemon_ids(&spec, &apache) {
             Ok(ids) => ids,
             Err(e) => {
                 log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}': {e}; check user= and group=", codes::DAEMON_UNAVAILABLE, spec.name));
+                broken.push(spec.name.clone());
                 continue;
             }
         };
@@ -341,6 +359,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             Ok(fd) => fd,
             Err(e) => {
                 log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}': {e}", codes::DAEMON_UNAVAILABLE, spec.name));
+                broken.push(spec.name.clone());
                 continue;
             }
         };
@@ -349,6 +368,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             log::log_server(s, ffi::APLOG_ERR, &format!("{}: cannot read the OS random source: {e}", codes::DAEMON_UNAVAILABLE));
             return;
         }
+        log::log_server(s, ffi::APLOG_INFO, &format!("Daemon process group '{}' listens on '{path}'.", spec.name));
         groups.push(Arc::new(GroupRuntime {
             spec,
             listen_fd: fd,
@@ -366,6 +386,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
         }));
     }
     let n = groups.len();
+    *BROKEN.lock().unwrap_or_else(|e| e.into_inner()) = broken;
     *GROUPS.lock().unwrap_or_else(|e| e.into_inner()) = groups;
     MANAGERS.lock().unwrap_or_else(|e| e.into_inner()).clear();
     // SAFETY: registering a cleanup on the live configuration pool.

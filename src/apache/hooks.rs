@@ -342,6 +342,10 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
         };
         if !group.is_empty() {
             let Some(rt) = super::daemon::find(&group) else {
+                if super::daemon::is_broken(&group) {
+                    log::log_request(r, ffi::APLOG_ERR, &format!("{}: daemon process group '{group}' is not running because it failed to start (see the WR0121 line at startup); returning 503", codes::DAEMON_UNAVAILABLE));
+                    return ffi::HTTP_SERVICE_UNAVAILABLE;
+                }
                 log::log_request(r, ffi::APLOG_ERR, &format!("{}: WSGIProcessGroup '{group}' names no WSGIDaemonProcess group of this server; define it with WSGIDaemonProcess or fix the name (script '{script}')", codes::UNKNOWN_PROCESS_GROUP));
                 return ffi::HTTP_INTERNAL_SERVER_ERROR;
             };

@@ -95,6 +95,7 @@ enum Relay {
 
 fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay {
     let _ = s.set_read_timeout(Some(socket_timeout));
+    // Until the daemon says it started the request, a failure means it never ran: send again.
     let mut any = false;
     let mut head_sent = false;
     loop {
@@ -106,7 +107,15 @@ fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) ->
             Err(e) if !any && matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => return Relay::Stale,
             Err(e) => return if head_sent { Relay::Cut } else { Relay::Lost(format!("connection to the daemon process failed: {e}")) },
         };
-        any = true;
+        match frame {
+            Frame::Started => {
+                any = true;
+                continue;
+            }
+            Frame::Retry(_) if !any => return Relay::Retry,
+            _ if !any => return Relay::Lost("protocol error: the daemon answered without starting the request".into()),
+            _ => {}
+        }
         match frame {
             Frame::ReadBody { max } => {
                 let mut buf = vec![0u8; max.min(protocol::MAX_FRAME as u32 / 2) as usize];
@@ -147,7 +156,6 @@ fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) ->
                 io.abort();
                 return Relay::Cut;
             }
-            Frame::Retry(_) => return Relay::Retry,
             Frame::Refused(m) => return Relay::Lost(format!("the daemon refused the request: {m}")),
             other => return Relay::Lost(format!("protocol error: unexpected {other:?}")),
         }

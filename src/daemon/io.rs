@@ -19,7 +19,12 @@ pub struct DaemonIo {
     /// Set once an Abort record went out (the response is over).
     pub aborted: bool,
     shared: Arc<(AtomicBool, AtomicBool)>,
+    /// Encoded records not yet written: the head and small body blocks go out together.
+    out: Vec<u8>,
 }
+
+/// Buffered records are written once they reach this size.
+const BATCH: usize = 64 * 1024;
 
 /// Lets the caller see `broken` / `aborted` after the adapter has consumed the DaemonIo.
 pub struct Flags(Arc<(AtomicBool, AtomicBool)>);
@@ -33,7 +38,7 @@ impl Flags {
 
 impl DaemonIo {
     pub fn new(stream: UnixStream, header_only: bool, client: String) -> Self {
-        DaemonIo { stream, header_only, client, body_done: false, broken: false, aborted: false, shared: Arc::default() }
+        DaemonIo { stream, header_only, client, body_done: false, broken: false, aborted: false, shared: Arc::default(), out: Vec::new() }
     }
 
     pub fn flags(&self) -> Flags {
@@ -51,11 +56,21 @@ fn gone(e: std::io::Error) -> IoError {
 }
 
 impl DaemonIo {
-    fn send(&mut self, f: &Frame) -> Result<(), IoError> {
-        let r = protocol::write_frame(&mut self.stream, f).map_err(|e| {
+    /// Queues a record; writes the queue when it is large or `now` is set.
+    fn send(&mut self, f: &Frame, now: bool) -> Result<(), IoError> {
+        self.out.extend_from_slice(&protocol::encode(f));
+        if now || self.out.len() >= BATCH { self.write_out() } else { Ok(()) }
+    }
+
+    fn write_out(&mut self) -> Result<(), IoError> {
+        if self.out.is_empty() || self.broken {
+            return if self.broken { Err(IoError::ClientGone("connection to the Apache child lost".into())) } else { Ok(()) };
+        }
+        let r = self.stream.write_all(&self.out).map_err(|e| {
             self.broken = true;
             gone(e)
         });
+        self.out.clear();
         self.mark();
         r
     }
@@ -67,7 +82,7 @@ impl RequestIo for DaemonIo {
             return Ok(0);
         }
         let max = buf.len().min(protocol::MAX_FRAME / 2) as u32;
-        self.send(&Frame::ReadBody { max })?;
+        self.send(&Frame::ReadBody { max }, true)?;
         match protocol::read_frame(&mut self.stream) {
             Ok(Some(Frame::Body(data))) if data.len() <= buf.len() => {
                 buf[..data.len()].copy_from_slice(&data);
@@ -95,18 +110,19 @@ impl RequestIo for DaemonIo {
     }
 
     fn send_head(&mut self, head: &ResponseHead) -> Result<(), IoError> {
-        self.send(&Frame::Head { code: head.code, status: head.status.clone(), headers: head.headers.clone() })
+        self.send(&Frame::Head { code: head.code, status: head.status.clone(), headers: head.headers.clone() }, false)
     }
 
     fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), IoError> {
         // Large blocks go in several frames so no frame exceeds the limit.
         for piece in data.chunks(protocol::MAX_FRAME / 2) {
-            self.send(&Frame::Data { flush, data: piece.to_vec() })?;
+            self.send(&Frame::Data { flush, data: piece.to_vec() }, flush)?;
         }
         Ok(())
     }
 
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<bool, IoError> {
+        self.write_out()?;
         let bytes = protocol::encode(&Frame::File { offset, len });
         let r = fdpass::send_with_fd(&self.stream, &bytes, fd);
         if let Err(e) = r {
@@ -121,9 +137,12 @@ impl RequestIo for DaemonIo {
         if !self.aborted {
             self.aborted = true;
             self.mark();
-            let _ = self.send(&Frame::Abort("the application failed after the response head was sent".into()));
-            let _ = self.stream.flush();
+            let _ = self.send(&Frame::Abort("the application failed after the response head was sent".into()), true);
         }
+    }
+
+    fn flush_pending(&mut self) -> Result<(), IoError> {
+        self.write_out()
     }
 
     fn header_only(&self) -> bool {

@@ -215,6 +215,9 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
             }
         }
     }
+    if protocol::write_frame(&mut c.stream, &Frame::Started).is_err() {
+        return false;
+    }
     let seq = st.seq.fetch_add(1, Ordering::Relaxed);
     st.active.fetch_add(1, Ordering::SeqCst);
     st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, Instant::now());
@@ -224,7 +227,11 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
     st.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
     *st.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     st.active.fetch_sub(1, Ordering::SeqCst);
-    st.served.fetch_add(1, Ordering::SeqCst);
+    let served = st.served.fetch_add(1, Ordering::SeqCst) + 1;
+    if rt.spec.maximum_requests > 0 && served >= rt.spec.maximum_requests {
+        st.drain(RestartReason::MaximumRequests(rt.spec.maximum_requests));
+        return false;
+    }
     keep
 }
 
@@ -248,7 +255,13 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
     let _ = rt;
     interp::ensure_thread_state();
     let outcome = Python::attach(|py| match scripts::application(py, &req.script, req.mtime, false, &req.callable) {
-        Ok(app) => Some(wsgi::serve(py, &app, &call, Box::new(io)).0),
+        Ok(app) => {
+            let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
+            if let Some(mut io) = io {
+                let _ = py.detach(move || io.flush_pending());
+            }
+            Some(outcome)
+        }
         Err(scripts::LoadError::Failed(lines)) => {
             for l in lines {
                 tracing::error!(target: "wsgi", "[client {}] {l}", req.client);

@@ -109,6 +109,7 @@ fn type_of(f: &Frame) -> u8 {
         Frame::Abort(_) => 12,
         Frame::Retry(_) => 13,
         Frame::Refused(_) => 14,
+        Frame::Started => 15,
     }
 }
 
@@ -123,7 +124,7 @@ pub fn encode(f: &Frame) -> Vec<u8> {
             w.u16(*version);
             w.bytes(secret);
         }
-        Frame::HelloOk | Frame::BodyEnd => {}
+        Frame::HelloOk | Frame::BodyEnd | Frame::Started => {}
         Frame::Request(r) => {
             w.str(&r.script);
             w.str(&r.callable);
@@ -248,6 +249,7 @@ fn decode_payload(ty: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         12 => Frame::Abort(r.string()?),
         13 => Frame::Retry(r.string()?),
         14 => Frame::Refused(r.string()?),
+        15 => Frame::Started,
         other => return Err(DecodeError::UnknownType(other)),
     };
     if !r.0.is_empty() {
@@ -322,6 +324,7 @@ mod tests {
             Frame::Abort("boom".into()),
             Frame::Retry("restarting".into()),
             Frame::Refused("bad secret".into()),
+            Frame::Started,
         ]
     }
 
@@ -397,7 +400,7 @@ mod tests {
                 buf.push(x as u8);
             }
             if !buf.is_empty() {
-                buf[0] %= 16;
+                buf[0] %= 17;
             }
             let _ = decode(&buf);
         }

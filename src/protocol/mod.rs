@@ -71,4 +71,7 @@ pub enum Frame {
     Retry(String),
     /// The daemon refused the connection (bad secret, wrong version, unknown peer).
     Refused(String),
+    /// The daemon took the request and is about to run it: from here on a lost connection
+    /// means a failed request, never one that may be sent again.
+    Started,
 }

@@ -69,6 +69,10 @@ pub trait RequestIo: Send {
     fn abort(&mut self);
     /// Whether a response body would be discarded (HEAD request).
     fn header_only(&self) -> bool;
+    /// Pushes out anything the implementation buffered (daemon mode batches its records).
+    fn flush_pending(&mut self) -> Result<(), IoError> {
+        Ok(())
+    }
     /// Writes one line to the server's error log, attributed to this request.
     fn log(&self, severity: Severity, message: &str);
 }

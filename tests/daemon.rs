@@ -1,0 +1,330 @@
+//! Issue #4: daemon mode against a real Apache.
+
+mod common;
+
+use std::collections::HashSet;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Apache, ApacheBuilder, Mpm, http_request};
+
+const HELLO: &str = include_str!("../examples/hello.wsgi");
+
+const PID_APP: &str = r#"
+import os, time, threading
+def application(environ, start_response):
+    q = environ.get('QUERY_STRING', '')
+    if q.startswith('sleep='):
+        time.sleep(float(q[6:]))
+    body = ('%d %d %s %s %s' % (os.getpid(), os.getppid(), environ['mod_wsgi.process_group'],
+            environ['wsgi.multithread'], environ['wsgi.multiprocess'])).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+fn scripts_dir() -> &'static str {
+    "<Directory {dir}/scripts>\n  Require all granted\n</Directory>"
+}
+
+fn pids_of(a: &Apache, path: &str, n: usize) -> HashSet<String> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n).map(|_| s.spawn(|| a.get(path))).collect();
+        hs.into_iter()
+            .map(|h| {
+                let r = h.join().unwrap();
+                assert_eq!(r.status, 200, "{r}\n{}", a.error_log());
+                r.text().split(' ').next().unwrap().to_string()
+            })
+            .collect()
+    })
+}
+
+fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn seed_daemon_configuration_verbatim_under_every_mpm() {
+    for mpm in Mpm::ALL {
+        let a = ApacheBuilder::new()
+            .mpm(mpm)
+            .root_access("    AllowOverride None\n    Order deny,allow\n    Deny from all")
+            .file("documents/robots.txt", "User-agent: *\n")
+            .file("documents/favicon.ico", "ICO")
+            .file("documents/media/a.css", "css")
+            .file("wsgi-scripts/myapp.wsgi", HELLO)
+            .file("wsgi-scripts/pid.wsgi", PID_APP)
+            .vhost(
+                r#"
+<VirtualHost *:{port}>
+    ServerName www.example.com
+    ServerAlias example.com
+    ServerAdmin webmaster@example.com
+    DocumentRoot {dir}/documents
+    Alias /robots.txt {dir}/documents/robots.txt
+    Alias /favicon.ico {dir}/documents/favicon.ico
+    Alias /media/ {dir}/documents/media/
+    <Directory {dir}/documents>
+    Order allow,deny
+    Allow from all
+    </Directory>
+    WSGIDaemonProcess example.com processes=2 threads=15 display-name=%{GROUP}
+    WSGIProcessGroup example.com
+    WSGIScriptAlias /pid {dir}/wsgi-scripts/pid.wsgi
+    WSGIScriptAlias / {dir}/wsgi-scripts/myapp.wsgi
+    <Directory {dir}/wsgi-scripts>
+    Order allow,deny
+    Allow from all
+    </Directory>
+</VirtualHost>
+"#,
+            )
+            .start();
+        let h = [("Host", "www.example.com")];
+        let r = a.get_with("/", &h);
+        assert_eq!((r.status, r.body.as_slice()), (200, b"Hello World!".as_slice()), "{mpm:?}: {r}\n{}", a.error_log());
+        assert_eq!(r.header("Content-Length"), Some("12"));
+        assert_eq!(a.get_with("/robots.txt", &h).text(), "User-agent: *\n", "static files stay with Apache");
+        assert_eq!(a.get_with("/media/a.css", &h).text(), "css");
+        // Both processes serve: concurrent slow requests spread over them.
+        let mut pids = HashSet::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while pids.len() < 2 && Instant::now() < deadline {
+            pids.extend(std::thread::scope(|s| {
+                let hs: Vec<_> = (0..12).map(|_| s.spawn(|| a.get_with("/pid?sleep=0.3", &h))).collect();
+                hs.into_iter().map(|h| h.join().unwrap().text().split(' ').next().unwrap_or("").to_string()).collect::<Vec<_>>()
+            }));
+        }
+        assert_eq!(pids.len(), 2, "{mpm:?}: both daemon processes serve: {pids:?}");
+        let body = a.get_with("/pid", &h).text();
+        assert!(body.ends_with("example.com True True"), "{body}");
+        // display-name=%{GROUP} is shown in full.
+        for pid in &pids {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+            let cmd = String::from_utf8_lossy(&cmd).trim_end_matches('\0').to_string();
+            assert_eq!(cmd, "(wsgi:example.com)", "{mpm:?}");
+        }
+        let log = a.error_log();
+        assert!(log.contains("Starting process 'example.com'") && log.contains("threads=15"), "{log}");
+        let stopped = a.stop();
+        assert!(!stopped.has_crash(), "{mpm:?}: {}", stopped.error_log);
+        std::thread::sleep(Duration::from_millis(300));
+        for pid in &pids {
+            assert!(!alive(pid), "{mpm:?}: daemon process {pid} outlived Apache");
+        }
+    }
+}
+
+fn daemon_server(mpm: Mpm, options: &str) -> ApacheBuilder {
+    ApacheBuilder::new()
+        .mpm(mpm)
+        .log_level("warn wsgi:info")
+        .script("pid.wsgi", PID_APP)
+        .script("hello.wsgi", HELLO)
+        .conf(scripts_dir())
+        .conf(&format!("WSGIDaemonProcess g {options}"))
+        .conf("WSGIScriptAlias /pid {dir}/scripts/pid.wsgi process-group=g")
+        .conf("WSGIScriptAlias /hello {dir}/scripts/hello.wsgi process-group=g")
+}
+
+#[test]
+fn requests_run_concurrently_on_the_threads() {
+    let a = daemon_server(Mpm::Event, "processes=1 threads=10").start();
+    assert_eq!(a.get("/hello").status, 200);
+    let t = Instant::now();
+    let pids = pids_of(&a, "/pid?sleep=1", 8);
+    let took = t.elapsed();
+    assert_eq!(pids.len(), 1);
+    assert!(took < Duration::from_millis(2500), "8 one-second requests on 10 threads took {took:?}");
+}
+
+/// Load from `n` client threads until `stop`; returns (ok, failures).
+fn load(a: &Apache, path: &str, n: usize, stop: &AtomicBool) -> (usize, Vec<String>) {
+    let ok = AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..n {
+            s.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    match a.try_request(&http_request("GET", path, &[("Connection", "close")], b"")) {
+                        Ok(r) if r.status == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => failed.lock().unwrap().push(format!("{} {}", r.status, r.text())),
+                        Err(e) => failed.lock().unwrap().push(e),
+                    }
+                }
+            });
+        }
+    });
+    (ok.into_inner(), failed.into_inner().unwrap())
+}
+
+#[test]
+fn touching_the_script_reloads_without_failing_requests() {
+    for mpm in [Mpm::Event, Mpm::Prefork] {
+        let a = daemon_server(mpm, "processes=2 threads=5").start();
+        let script = a.dir.join("scripts/hello.wsgi");
+        assert_eq!(a.get("/hello").text(), "Hello World!");
+        let stop = AtomicBool::new(false);
+        let (ok, failed) = std::thread::scope(|s| {
+            let h = s.spawn(|| load(&a, "/hello", 4, &stop));
+            for i in 0..4 {
+                std::thread::sleep(Duration::from_millis(600));
+                let src = HELLO.replace("Hello World!", &format!("Hello {i}!"));
+                std::fs::write(&script, src).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(600));
+            stop.store(true, Ordering::Relaxed);
+            h.join().unwrap()
+        });
+        assert!(failed.is_empty(), "{mpm:?}: {} failures during reloads, e.g. {:?}\n{}", failed.len(), &failed[..failed.len().min(5)], a.error_log());
+        assert!(ok > 50, "{mpm:?}: only {ok} requests");
+        assert_eq!(a.get("/hello").text(), "Hello 3!", "{mpm:?}: the new code is served");
+        let log = a.error_log();
+        assert!(log.contains("restarting: script file"), "{log}");
+    }
+}
+
+#[test]
+fn kill_9_fails_at_most_running_requests_and_the_group_recovers() {
+    let a = daemon_server(Mpm::Worker, "processes=1 threads=5").start();
+    let first: String = a.get("/pid").text().split(' ').next().unwrap().to_string();
+    let stop = AtomicBool::new(false);
+    let (ok, failed) = std::thread::scope(|s| {
+        let h = s.spawn(|| load(&a, "/pid", 3, &stop));
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY-free: kill(1) via the shell.
+        std::process::Command::new("kill").args(["-9", &first]).status().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap()
+    });
+    assert!(failed.len() <= 3, "at most the in-flight requests fail: {failed:?}");
+    for f in &failed {
+        assert!(f.starts_with("502") || f.starts_with("503"), "{f}");
+    }
+    assert!(ok > 10);
+    let t = Instant::now();
+    let second = a.get("/pid").text().split(' ').next().unwrap().to_string();
+    assert_ne!(first, second);
+    assert!(t.elapsed() < Duration::from_secs(1));
+    let log = a.error_log();
+    assert!(log.contains("WR0122") && log.contains("killed by signal 9"), "{log}");
+}
+
+#[test]
+fn maximum_requests_recycles_without_failing_requests() {
+    let a = daemon_server(Mpm::Event, "processes=1 threads=2 maximum-requests=5").start();
+    let mut pids = HashSet::new();
+    for _ in 0..23 {
+        let r = a.get("/pid");
+        assert_eq!(r.status, 200, "{r}\n{}", a.error_log());
+        pids.insert(r.text().split(' ').next().unwrap().to_string());
+    }
+    assert!(pids.len() >= 4, "recycled every 5 requests: {pids:?}");
+    assert!(a.error_log().contains("maximum requests reached (5)"), "{}", a.error_log());
+}
+
+#[test]
+fn request_timeout_restarts_the_process_and_logs_the_stack() {
+    let a = daemon_server(Mpm::Event, "processes=1 threads=2 request-timeout=2 shutdown-timeout=1").start();
+    let before = a.get("/pid").text().split(' ').next().unwrap().to_string();
+    let t = Instant::now();
+    let r = a.get("/pid?sleep=30");
+    assert!(t.elapsed() < Duration::from_secs(10), "the hung request was ended");
+    assert!(r.status == 502 || !r.complete, "{r}");
+    assert!(a.wait_log("WR0119", Duration::from_secs(5)));
+    let log = a.error_log();
+    assert!(log.contains("time.sleep(float(q[6:]))"), "the stuck thread's Python stack is logged: {log}");
+    assert!(log.contains("request timeout of 2s"), "{log}");
+    let after = a.get("/pid").text().split(' ').next().unwrap().to_string();
+    assert_ne!(before, after);
+}
+
+#[test]
+fn undefined_process_group_is_a_500_with_one_clear_line() {
+    let a = ApacheBuilder::new()
+        .script("hello.wsgi", HELLO)
+        .conf(scripts_dir())
+        .conf("WSGIScriptAlias /x {dir}/scripts/hello.wsgi process-group=nosuch")
+        .start();
+    assert_eq!(a.get("/x").status, 500);
+    let log = a.error_log();
+    assert_eq!(log.matches("WR0114").count(), 1, "{log}");
+    assert!(log.contains("'nosuch'"), "{log}");
+}
+
+#[test]
+fn socket_is_private_and_unknown_peers_are_refused() {
+    let a = daemon_server(Mpm::Event, "processes=1 threads=2").start();
+    assert_eq!(a.get("/hello").status, 200);
+    // The socket lives in a directory of its own, closed to others.
+    let log = a.error_log();
+    let at = log.find("Daemon process group 'g' listens on '").expect("socket path logged") + "Daemon process group 'g' listens on '".len();
+    let sock = std::path::PathBuf::from(&log[at..at + log[at..].find('\'').unwrap()]);
+    let dir = sock.parent().unwrap().to_path_buf();
+    let dmeta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(dmeta.permissions().mode() & 0o777, 0o700);
+    let smeta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(smeta.permissions().mode() & 0o777, 0o600);
+    if common::is_root() {
+        let www = std::process::Command::new("id").args(["-u", "www-data"]).output().unwrap();
+        let uid: u32 = String::from_utf8_lossy(&www.stdout).trim().parse().unwrap();
+        assert_eq!((dmeta.uid(), smeta.uid()), (uid, uid));
+        // Another user cannot even reach the socket (modes above). Open the modes for a moment
+        // to check the second line of defence: SO_PEERCRED refuses a peer that is not Apache.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let py = format!(
+            "import socket, os\nos.setgid(65534); os.setuid(65534)\ns = socket.socket(socket.AF_UNIX)\ns.connect({:?})\nprint(s.recv(100))",
+            sock.to_string_lossy()
+        );
+        let out = std::process::Command::new("/usr/bin/python3").args(["-c", &py]).output().unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("peer not allowed"), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    // Root without the secret: refused.
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &format!("import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(b'\\x01\\x00\\x00\\x00\\x0aMWRS\\x00\\x01\\x00\\x00\\x00\\x00')\nprint(s.recv(100))", sock.to_string_lossy())])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("handshake failed"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(a.wait_log("without the group's secret", Duration::from_secs(5)), "{}", a.error_log());
+    if common::is_root() {
+        assert!(a.error_log().contains("uid 65534"), "{}", a.error_log());
+    }
+    // The server keeps serving.
+    assert_eq!(a.get("/hello").text(), "Hello World!");
+}
+
+#[test]
+fn graceful_restart_replaces_daemon_processes() {
+    for mpm in Mpm::ALL {
+        let a = daemon_server(mpm, "processes=1 threads=3").start();
+        let before = a.get("/pid").text();
+        let (pid, ppid) = {
+            let mut it = before.split(' ');
+            (it.next().unwrap().to_string(), it.next().unwrap().to_string())
+        };
+        a.graceful();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut after = a.get("/pid");
+        while after.text().starts_with(&format!("{pid} ")) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            after = a.get("/pid");
+        }
+        assert_eq!(after.status, 200, "{mpm:?}: {after}");
+        assert!(!after.text().starts_with(&format!("{pid} ")), "{mpm:?}: new daemon after graceful restart");
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!alive(&pid) && !alive(&ppid), "{mpm:?}: old daemon processes are gone (no orphans, no zombies)");
+        let stopped = a.stop();
+        assert!(!stopped.has_crash(), "{mpm:?}: {}", stopped.error_log);
+    }
+}
