@@ -292,7 +292,10 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 continue;
             }
             if let Ok(k) = std::str::from_utf8(c_bytes(e.key)) {
-                cgi.push((k, c_bytes(e.val)));
+                // mod_wsgi does not pass the server's own PATH to applications.
+                if k != "PATH" {
+                    cgi.push((k, c_bytes(e.val)));
+                }
             }
         }
         cgi.push(("GATEWAY_INTERFACE", b"CGI/1.1"));
@@ -302,12 +305,39 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
         cgi.push(("REQUEST_URI", c_bytes((*r).unparsed_uri)));
         cgi.push(("SCRIPT_NAME", script_name));
         cgi.push(("PATH_INFO", path_info));
+        // PATH_TRANSLATED as Apache's CGI support computes it: PATH_INFO mapped like a URL.
+        let mut translated: Vec<u8> = Vec::new();
+        if !path_info.is_empty() {
+            let pi = cstring(&String::from_utf8_lossy(path_info));
+            let esc = ffi::ap_os_escape_path((*r).pool, pi.as_ptr(), 1);
+            let sub = ffi::ap_sub_req_lookup_uri(esc, r, std::ptr::null_mut());
+            if !sub.is_null() {
+                translated.extend_from_slice(c_bytes((*sub).filename));
+                translated.extend_from_slice(c_bytes((*sub).path_info));
+                ffi::ap_destroy_sub_req(sub);
+            }
+        }
+        let translated = pool_cstr((*r).pool, &translated);
+        if !path_info.is_empty() {
+            cgi.push(("PATH_TRANSLATED", c_bytes(translated)));
+        }
+        let conn = (*r).connection;
+        let listener_port = pool_cstr((*r).pool, (*(*conn).local_addr).port.to_string().as_bytes());
+        let request_start = pool_cstr((*r).pool, (*r).request_time.to_string().as_bytes());
+        cgi.push(("mod_wsgi.enable_sendfile", if eff.enable_sendfile { b"1" } else { b"0" }));
+        cgi.push(("mod_wsgi.listener_host", c_bytes((*conn).local_ip)));
+        cgi.push(("mod_wsgi.listener_port", c_bytes(listener_port)));
+        cgi.push(("mod_wsgi.path_info", path_info));
+        cgi.push(("mod_wsgi.script_name", script_name));
+        cgi.push(("mod_wsgi.request_handler", c_bytes((*r).handler)));
+        cgi.push(("mod_wsgi.request_start", c_bytes(request_start)));
         if eff.pass_authorization {
             if let Some(auth) = table_get(headers_in, c"Authorization") {
                 cgi.push(("HTTP_AUTHORIZATION", auth));
             }
         }
-        let server_name = String::from_utf8_lossy(c_bytes(ffi::ap_get_server_name(r))).into_owned();
+        // mod_wsgi names groups after the server's ServerName, not the Host header.
+        let server_name = String::from_utf8_lossy(c_bytes((*(*r).server).server_hostname)).into_owned();
         let port = ffi::ap_get_server_port(r);
         let script_name_str = String::from_utf8_lossy(script_name).into_owned();
         let env_lookup = |k: &str| -> Option<String> {

@@ -151,7 +151,12 @@ fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) ->
                     Err(_) => return Relay::Cut,
                 }
             }
-            Frame::End(kind) => return Relay::Done(kind, s),
+            Frame::End(kind) => {
+                if kind == EndKind::Complete && io.finish().is_err() {
+                    return Relay::ClientGone;
+                }
+                return Relay::Done(kind, s);
+            }
             Frame::Abort(_) => {
                 io.abort();
                 return Relay::Cut;

@@ -12,9 +12,17 @@ use crate::wsgi::{IoError, RequestIo, ResponseHead, Severity};
 pub struct ApacheIo {
     r: *mut ffi::request_rec,
     bb_in: *mut ffi::apr_bucket_brigade,
+    /// Output not yet passed down the filter chain: small blocks are collected so that a whole
+    /// short response (and its end of stream) goes down at once and Apache can set
+    /// Content-Length itself.
+    bb_out: *mut ffi::apr_bucket_brigade,
+    pending: usize,
     eof: bool,
     sendfile: bool,
 }
+
+/// Output collected beyond this is passed on without waiting for more.
+const PASS_AT: usize = 64 * 1024;
 
 // SAFETY: the request_rec is only ever used by the one thread that runs the request (the adapter
 // may call us with the GIL released, but from that same thread, and always under the request's
@@ -40,13 +48,28 @@ fn status_error(op: &str, rv: ffi::apr_status_t) -> IoError {
     if gone { IoError::ClientGone(text) } else { IoError::Other(text) }
 }
 
+/// A str of code points below 256 (validated by start_response) as latin-1 bytes.
+fn latin1(s: &str) -> Vec<u8> {
+    s.chars().map(|c| c as u32 as u8).collect()
+}
+
+unsafe extern "C" fn close_fd(data: *mut libc::c_void) -> ffi::apr_status_t {
+    // SAFETY: data carries a descriptor this module dup'ed and owns.
+    unsafe { libc::close(data as usize as i32) };
+    0
+}
+
 impl ApacheIo {
     /// # Safety
     /// `r` must be the live request of the calling handler and outlive the returned object.
     pub unsafe fn new(r: *mut ffi::request_rec, sendfile: bool) -> Self {
-        // SAFETY: r is live (caller); the brigade is allocated from the request pool.
-        let bb_in = unsafe { ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
-        ApacheIo { r, bb_in, eof: false, sendfile }
+        // SAFETY: r is live (caller); the brigades are allocated from the request pool.
+        unsafe {
+            let alloc = (*(*r).connection).bucket_alloc;
+            let bb_in = ffi::apr_brigade_create((*r).pool, alloc);
+            let bb_out = ffi::apr_brigade_create((*r).pool, alloc);
+            ApacheIo { r, bb_in, bb_out, pending: 0, eof: false, sendfile }
+        }
     }
 
     fn pool(&self) -> *mut ffi::apr_pool_t {
@@ -54,14 +77,39 @@ impl ApacheIo {
         unsafe { (*self.r).pool }
     }
 
+    fn alloc(&self) -> *mut ffi::apr_bucket_alloc_t {
+        // SAFETY: r and its connection are live.
+        unsafe { (*(*self.r).connection).bucket_alloc }
+    }
+
     fn pstr(&self, s: &str) -> *mut libc::c_char {
+        let b = latin1(s);
         // SAFETY: copies len bytes into the request pool and NUL-terminates.
-        unsafe { ffi::apr_pstrmemdup(self.pool(), s.as_ptr().cast(), s.len()) }
+        unsafe { ffi::apr_pstrmemdup(self.pool(), b.as_ptr().cast(), b.len()) }
     }
 
     fn client_aborted(&self) -> bool {
         // SAFETY: r and its connection are live.
         unsafe { (*(*self.r).connection).aborted != 0 }
+    }
+
+    /// Passes what is collected down the filter chain, optionally with a FLUSH.
+    fn pass(&mut self, flush: bool) -> Result<(), IoError> {
+        // SAFETY: bb_out is our brigade; buckets in it are either copies (heap) or transient
+        // buckets whose memory the caller keeps alive until this returns (filters set aside
+        // what they keep).
+        unsafe {
+            if flush {
+                brigade::insert_tail(self.bb_out, ffi::apr_bucket_flush_create(self.alloc()));
+            }
+            let rv = ffi::ap_pass_brigade((*self.r).output_filters, self.bb_out);
+            ffi::apr_brigade_cleanup(self.bb_out.cast());
+            self.pending = 0;
+            if rv != 0 || self.client_aborted() {
+                return Err(if rv != 0 { status_error("writing the response", rv) } else { IoError::ClientGone("connection aborted".into()) });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -126,28 +174,33 @@ impl RequestIo for ApacheIo {
         if self.client_aborted() {
             return Err(IoError::ClientGone("connection aborted".into()));
         }
-        // SAFETY: r is live; ap_rwrite copies or passes on the bytes before returning.
-        let rv = unsafe { ffi::ap_rwrite(data.as_ptr().cast(), data.len() as i32, self.r) };
-        if rv < 0 || self.client_aborted() {
-            return Err(IoError::ClientGone("failed to write response data".into()));
-        }
-        if flush {
-            // SAFETY: r is live.
-            if unsafe { ffi::ap_rflush(self.r) } < 0 || self.client_aborted() {
-                return Err(IoError::ClientGone("failed to flush response data".into()));
+        // SAFETY: a large block is passed on before we return (transient: the filters copy what
+        // they keep); a small one is copied into a heap bucket now.
+        unsafe {
+            if data.len() >= PASS_AT {
+                let e = ffi::apr_bucket_transient_create(data.as_ptr().cast(), data.len(), self.alloc());
+                brigade::insert_tail(self.bb_out, e);
+                return self.pass(flush);
             }
+            let e = ffi::apr_bucket_heap_create(data.as_ptr().cast(), data.len(), None, self.alloc());
+            brigade::insert_tail(self.bb_out, e);
         }
-        Ok(())
+        self.pending += data.len();
+        if flush || self.pending >= PASS_AT { self.pass(flush) } else { Ok(()) }
     }
 
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<bool, IoError> {
-        // SAFETY: r is live; the apr_file_t wraps `fd` without taking ownership (no cleanup is
-        // registered by apr_os_file_put); the brigade is flushed before we return, so Apache is
-        // done with the descriptor when the application closes it.
+        // SAFETY: the descriptor is duplicated, so the application may close its file at once;
+        // the duplicate is closed by a cleanup on the request pool, after Apache sent the data.
+        // apr_os_file_put wraps it without registering a cleanup of its own.
         unsafe {
-            ffi::ap_rflush(self.r);
+            let dup = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+            if dup < 0 {
+                return Ok(false);
+            }
+            ffi::apr_pool_cleanup_register(self.pool(), dup as usize as *const libc::c_void, Some(close_fd), Some(ffi::apr_pool_cleanup_null));
             let mut file: *mut ffi::apr_file_t = std::ptr::null_mut();
-            let mut osfd: ffi::apr_os_file_t = fd;
+            let mut osfd: ffi::apr_os_file_t = dup;
             let mut flags = ffi::APR_FOPEN_READ;
             if self.sendfile {
                 flags |= ffi::APR_FOPEN_SENDFILE_ENABLED;
@@ -155,33 +208,33 @@ impl RequestIo for ApacheIo {
             if ffi::apr_os_file_put(&mut file, &mut osfd, flags, self.pool()) != 0 {
                 return Ok(false);
             }
-            let c = (*self.r).connection;
-            let bb = ffi::apr_brigade_create(self.pool(), (*c).bucket_alloc);
-            ffi::apr_brigade_insert_file(bb, file, offset as ffi::apr_off_t, len as ffi::apr_off_t, self.pool());
-            brigade::insert_tail(bb, ffi::apr_bucket_flush_create((*c).bucket_alloc));
-            let rv = ffi::ap_pass_brigade((*self.r).output_filters, bb);
-            ffi::apr_brigade_cleanup(bb.cast());
-            if rv != 0 || self.client_aborted() {
-                return Err(status_error("sending the file", rv));
-            }
+            ffi::apr_brigade_insert_file(self.bb_out, file, offset as ffi::apr_off_t, len as ffi::apr_off_t, self.pool());
         }
+        self.pending += PASS_AT / 2;
         Ok(true)
     }
 
     fn abort(&mut self) {
+        // What the application already produced goes out first (with the head), so the error
+        // bucket below can only cut the response, never replace it.
+        if self.pending > 0 && self.pass(true).is_err() {
+            return;
+        }
         // SAFETY: r is live. An error bucket with 502 makes the chunk filter leave the body
         // unterminated and the connection is closed after this response.
         unsafe {
-            ffi::ap_rflush(self.r);
             let c = (*self.r).connection;
             (*c).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
-            let bb = ffi::apr_brigade_create(self.pool(), (*c).bucket_alloc);
-            let e = ffi::ap_bucket_error_create(ffi::HTTP_BAD_GATEWAY, std::ptr::null(), self.pool(), (*c).bucket_alloc);
-            brigade::insert_tail(bb, e);
-            brigade::insert_tail(bb, ffi::apr_bucket_flush_create((*c).bucket_alloc));
-            ffi::ap_pass_brigade((*self.r).output_filters, bb);
-            ffi::apr_brigade_cleanup(bb.cast());
+            let e = ffi::ap_bucket_error_create(ffi::HTTP_BAD_GATEWAY, std::ptr::null(), self.pool(), self.alloc());
+            brigade::insert_tail(self.bb_out, e);
         }
+        let _ = self.pass(true);
+    }
+
+    fn finish(&mut self) -> Result<(), IoError> {
+        // SAFETY: appending the end-of-stream bucket to our brigade.
+        unsafe { brigade::insert_tail(self.bb_out, ffi::apr_bucket_eos_create(self.alloc())) };
+        self.pass(false)
     }
 
     fn header_only(&self) -> bool {

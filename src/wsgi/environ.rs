@@ -4,9 +4,11 @@
 //! made once per process as a template and copied per request; per-request values are added to
 //! the copy. CGI values arrive as raw bytes and are decoded as latin-1, as PEP 3333 requires.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyString};
+use pyo3::types::{PyDict, PyString};
 
 use super::core::Core;
 use super::errors::Errors;
@@ -46,6 +48,9 @@ pub fn init_template(py: Python<'_>, info: &ProcessInfo) -> PyResult<()> {
     d.set_item("wsgi.multithread", info.multithread)?;
     d.set_item("wsgi.multiprocess", info.multiprocess)?;
     d.set_item("wsgi.run_once", false)?;
+    d.set_item("wsgi.input_terminated", true)?;
+    d.set_item("mod_wsgi.handler_script", "")?;
+    d.set_item("mod_wsgi.ignore_activity", "0")?;
     d.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
     d.set_item("mod_wsgi.process_group", info.process_group.as_str())?;
     d.set_item("mod_wsgi.version", VERSION)?;
@@ -83,7 +88,6 @@ pub fn build<'py>(
     }
     d.set_item(pyo3::intern!(py, "wsgi.url_scheme"), req.url_scheme)?;
     d.set_item(pyo3::intern!(py, "wsgi.input"), Py::new(py, Input { core: core.clone() })?)?;
-    d.set_item(pyo3::intern!(py, "wsgi.input_terminated"), PyBool::new(py, req.input_terminated))?;
     d.set_item(pyo3::intern!(py, "wsgi.errors"), errors)?;
     d.set_item(pyo3::intern!(py, "mod_wsgi.application_group"), req.application_group)?;
     d.set_item(pyo3::intern!(py, "mod_wsgi.callable_object"), req.callable_object)?;
@@ -92,5 +96,23 @@ pub fn build<'py>(
         if req.script_reloading { "1" } else { "0" },
     )?;
     d.set_item(pyo3::intern!(py, "mod_wsgi.request_id"), req.request_id)?;
+    let (thread_id, thread_requests) = THREAD.with(|t| {
+        let (id, n) = t.get();
+        let id = if id == 0 { NEXT_THREAD.fetch_add(1, Ordering::Relaxed) + 1 } else { id };
+        t.set((id, n + 1));
+        (id, n)
+    });
+    d.set_item(pyo3::intern!(py, "mod_wsgi.thread_id"), thread_id)?;
+    d.set_item(pyo3::intern!(py, "mod_wsgi.thread_requests"), thread_requests)?;
+    d.set_item(pyo3::intern!(py, "mod_wsgi.total_requests"), TOTAL.fetch_add(1, Ordering::Relaxed))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
+    d.set_item(pyo3::intern!(py, "mod_wsgi.script_start"), now.to_string())?;
     Ok(d)
 }
+
+thread_local! {
+    /// (this thread's number, requests it ran before), for mod_wsgi.thread_id/thread_requests.
+    static THREAD: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
+static TOTAL: AtomicU64 = AtomicU64::new(0);

@@ -73,6 +73,10 @@ pub trait RequestIo: Send {
     fn flush_pending(&mut self) -> Result<(), IoError> {
         Ok(())
     }
+    /// The response is complete: send what is buffered and the end of the stream.
+    fn finish(&mut self) -> Result<(), IoError> {
+        self.flush_pending()
+    }
     /// Writes one line to the server's error log, attributed to this request.
     fn log(&self, severity: Severity, message: &str);
 }

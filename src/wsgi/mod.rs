@@ -48,5 +48,11 @@ pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dy
         }
     };
     errors.get().flush_pending();
-    (outcome, core.finish().map(|s| s.io))
+    let mut io = core.finish().map(|s| s.io);
+    if outcome == Outcome::Complete {
+        if let Some(io) = io.as_mut() {
+            let _ = py.detach(|| io.finish());
+        }
+    }
+    (outcome, io)
 }

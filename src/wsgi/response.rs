@@ -32,6 +32,8 @@ enum Stop {
     Py(PyErr),
     /// The client or the server failed.
     Io(IoError),
+    /// The iterable yielded something other than bytes.
+    BadItem(String),
 }
 
 impl From<PyErr> for Stop {
@@ -80,6 +82,7 @@ pub(crate) fn write_block(py: Python<'_>, core: &Core, bytes: &Bound<'_, PyBytes
         Ok(()) => Ok(()),
         Err(Stop::Py(e)) => Err(e),
         Err(Stop::Io(e)) => Err(pyo3::exceptions::PyOSError::new_err(format!("failed to write response data: {e}"))),
+        Err(Stop::BadItem(m)) => Err(pyo3::exceptions::PyTypeError::new_err(m)),
     }
 }
 
@@ -87,9 +90,7 @@ fn item_bytes<'a, 'py>(item: &'a Bound<'py, PyAny>) -> Result<&'a Bound<'py, PyB
     item.cast::<PyBytes>().map_err(|_| {
         let ty = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         let shown: String = item.repr().map(|r| r.to_string()).unwrap_or_default().chars().take(80).collect();
-        Stop::Py(BadResponse::new_err(format!(
-            "the application's iterable yielded a {ty} ({shown}); each item must be bytes"
-        )))
+        Stop::BadItem(format!("the application's iterable yielded a {ty} ({shown}); each item must be bytes"))
     })
 }
 
@@ -272,6 +273,16 @@ fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
     let head_sent = core.with(|s| s.response.head_sent).unwrap_or(true);
     match stop {
         Stop::Io(e) => core.with(|s| io_outcome(s, e)).unwrap_or(Outcome::Failed),
+        Stop::BadItem(what) => {
+            let after = if head_sent { "; the response was cut short" } else { "" };
+            core.log(Severity::Error, &format!("{}: bad response from WSGI script '{script}': {what}{after}", codes::BAD_BODY_ITEM));
+            if head_sent {
+                let _ = core.with(|s| s.io.abort());
+                Outcome::Cut
+            } else {
+                Outcome::Failed
+            }
+        }
         Stop::Py(e) => {
             let bad = e.is_instance_of::<BadResponse>(py);
             let code = if bad {

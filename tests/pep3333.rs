@@ -1,0 +1,1374 @@
+//! PEP 3333 conformance of our module in embedded mode, against a real Apache under each MPM
+//! (issue #3). Each test starts one Apache per MPM and runs several checks against it; the main
+//! applications are also mounted a second time wrapped in `wsgiref.validate.validator` (with
+//! `WSGIWarning` turned into an error), which must not change what the client sees.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+// ---------------------------------------------------------------------------------------------
+// Local helpers
+// ---------------------------------------------------------------------------------------------
+
+const SCRIPTS_DIR: &str = "<Directory {dir}/scripts>\n    Require all granted\n</Directory>\n";
+
+/// The same application source wrapped in `wsgiref.validate.validator`. The source reads the
+/// module global `VALIDATED` to avoid calls the validator itself forbids (such as `read()`
+/// without a size, or `write(str)`, which it asserts against before our code sees them).
+fn validated(src: &str) -> String {
+    format!(
+        "VALIDATED = True\n{src}\n\n\
+         import warnings as _warnings\n\
+         from wsgiref.validate import validator as _validator, WSGIWarning as _WSGIWarning\n\
+         _warnings.simplefilter('error', _WSGIWarning)\n\
+         application = _validator(application)\n"
+    )
+}
+
+/// An Apache with our module for `mpm`, the given scripts and configuration.
+fn server(mpm: Mpm, scripts: &[(&str, String)], conf: &str) -> Apache {
+    let mut b = ApacheBuilder::new().mpm(mpm);
+    for (name, src) in scripts {
+        b = b.script(name, src);
+    }
+    b.conf(conf).conf(SCRIPTS_DIR).start()
+}
+
+fn get(a: &Apache, path: &str) -> Response {
+    a.get(path)
+}
+
+/// Error-log lines written since byte offset `mark` that contain `needle`.
+fn new_lines_with(a: &Apache, mark: usize, needle: &str) -> Vec<String> {
+    let log = a.error_log();
+    let tail = if mark <= log.len() { &log[mark..] } else { &log[..] };
+    tail.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+}
+
+/// Waits (up to 10 s) until at least `n` new lines contain `needle`, then lets the log settle
+/// briefly and returns all such new lines.
+fn wait_new_lines(a: &Apache, mark: usize, needle: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if new_lines_with(a, mark, needle).len() >= n || Instant::now() > deadline {
+            thread::sleep(Duration::from_millis(300));
+            return new_lines_with(a, mark, needle);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_mark(a: &Apache) -> usize {
+    a.error_log().len()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads from the connection's socket (bypassing the harness' buffered reader, which must not
+/// have been used yet) until `needle` is in `buf`, EOF, or `timeout`. Returns whether found.
+fn read_raw_until(c: &Conn, buf: &mut Vec<u8>, needle: &[u8], timeout: Duration) -> bool {
+    let mut s: &TcpStream = c.stream();
+    let deadline = Instant::now() + timeout;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let found = loop {
+        if find(buf, needle).is_some() {
+            break true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break false;
+        }
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(5))));
+        match s.read(&mut chunk) {
+            Ok(0) => break find(buf, needle).is_some(),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => break find(buf, needle).is_some(),
+        }
+    };
+    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
+    found
+}
+
+/// Parses the `key<TAB>repr` lines the environ-dumping apps return.
+fn parse_env(r: &Response) -> HashMap<String, String> {
+    r.text()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn env_get<'a>(env: &'a HashMap<String, String>, key: &str) -> &'a str {
+    env.get(key).map(String::as_str).unwrap_or("<missing>")
+}
+
+/// Polls a file the application writes (in `{dir}/tmp`) until `pred` holds on its contents.
+fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = fs::read_to_string(path).unwrap_or_default();
+        if pred(&s) || Instant::now() > deadline {
+            return s;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Rewrites a script and gives it an mtime clearly different from the old one.
+fn rewrite_script(path: &Path, src: &str) {
+    fs::write(path, src).unwrap();
+    let f = fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// environ
+// ---------------------------------------------------------------------------------------------
+
+const ENV_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
+
+def show(v):
+    if v is None or isinstance(v, (str, bool, int, float, tuple)):
+        return repr(v)
+    return '<%s>' % type(v).__name__
+
+def application(environ, start_response):
+    lines = ['%s\t%s' % (k, show(v)) for k, v in sorted(environ.items())]
+    inp = environ['wsgi.input']
+    err = environ['wsgi.errors']
+    lines.append('@validated\t%r' % VALIDATED)
+    lines.append('@input_api\t%r' % all(callable(getattr(inp, m, None))
+                                         for m in ('read', 'readline', 'readlines', '__iter__')))
+    lines.append('@errors_api\t%r' % all(callable(getattr(err, m, None))
+                                          for m in ('write', 'writelines', 'flush')))
+    lines.append('@file_wrapper_callable\t%r' % callable(environ['wsgi.file_wrapper']))
+    lines.append('@keys_are_str\t%r' % all(type(k) is str for k in environ))
+    lines.append('@cgi_values_are_str\t%r' % all(type(v) is str for k, v in environ.items() if '.' not in k))
+    lines.append('@multithread_is_bool\t%r' % (type(environ['wsgi.multithread']) is bool))
+    lines.append('@multiprocess_is_bool\t%r' % (type(environ['wsgi.multiprocess']) is bool))
+    lines.append('@run_once_is_bool\t%r' % (type(environ['wsgi.run_once']) is bool))
+    body = ('\n'.join(lines) + '\n').encode('utf-8')
+    start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+const ENV_CONF: &str = "\
+WSGIScriptAlias /env_v {dir}/scripts/env_v.wsgi
+WSGIScriptAlias /env {dir}/scripts/env.wsgi
+WSGIScriptAlias /auth_loc {dir}/scripts/env.wsgi
+WSGIScriptAlias /auth_opt {dir}/scripts/env.wsgi pass-authorization=On
+<Location /auth_loc>
+    WSGIPassAuthorization On
+</Location>
+WSGIScriptAlias / {dir}/scripts/env.wsgi
+";
+
+/// A GET with headers that exercise HTTP_* filtering, built by hand (a raw latin-1 byte). The
+/// Host carries the port, so SERVER_PORT and the %{RESOURCE} group name include it.
+fn env_request(path: &str, port: u16) -> Vec<u8> {
+    let mut r = format!(
+        "GET {path} HTTP/1.1\r\n\
+         Host: localhost:{port}\r\n\
+         X-Under_score: dropped\r\n\
+         Proxy: http://evil.example/\r\n\
+         Authorization: Basic dXNlcjpwYXNz\r\n\
+         X-Good-Header: good\r\n"
+    )
+    .into_bytes();
+    r.extend_from_slice(b"X-Latin: caf\xe9\r\n");
+    r.extend_from_slice(b"Connection: close\r\n\r\n");
+    r
+}
+
+fn check_env_common(a: &Apache, env: &HashMap<String, String>, mount: &str, validated: bool) {
+    let e = |k: &str| env_get(env, k).to_string();
+    let ctx = format!("[{} {mount}] {env:#?}", a.mpm);
+    // CGI variables (values are reprs of str).
+    assert_eq!(e("REQUEST_METHOD"), "'GET'", "{ctx}");
+    assert_eq!(e("SCRIPT_NAME"), format!("'{mount}'"), "{ctx}");
+    // %C3%A9 decodes to the bytes C3 A9, which latin-1 maps to 'Ã©'.
+    assert_eq!(e("PATH_INFO"), "'/cafÃ©'", "{ctx}");
+    assert_eq!(e("QUERY_STRING"), "'a=1&b=%20'", "{ctx}");
+    assert_eq!(e("REQUEST_URI"), format!("'{mount}/caf%C3%A9?a=1&b=%20'"), "{ctx}");
+    assert_eq!(e("SERVER_PROTOCOL"), "'HTTP/1.1'", "{ctx}");
+    assert_eq!(e("SERVER_NAME"), "'localhost'", "{ctx}");
+    assert_eq!(e("SERVER_PORT"), format!("'{}'", a.port), "{ctx}");
+    assert_eq!(e("SERVER_ADDR"), "'127.0.0.1'", "{ctx}");
+    assert_eq!(e("REMOTE_ADDR"), "'127.0.0.1'", "{ctx}");
+    let rport = e("REMOTE_PORT");
+    assert!(
+        rport.trim_matches('\'').parse::<u16>().is_ok_and(|p| p > 0),
+        "REMOTE_PORT {rport} {ctx}"
+    );
+    assert_eq!(e("GATEWAY_INTERFACE"), "'CGI/1.1'", "{ctx}");
+    assert_eq!(e("REQUEST_SCHEME"), "'http'", "{ctx}");
+    assert!(e("SERVER_SOFTWARE").starts_with("'Apache"), "{ctx}");
+    let script = if validated { "env_v.wsgi" } else { "env.wsgi" };
+    assert_eq!(e("SCRIPT_FILENAME"), format!("'{}/scripts/{script}'", a.dir.display()), "{ctx}");
+    assert_eq!(e("DOCUMENT_ROOT"), format!("'{}/htdocs'", a.dir.display()), "{ctx}");
+    // HTTP_*: good headers passed, latin-1 decoded; underscore names, Proxy and Authorization not.
+    assert_eq!(e("HTTP_HOST"), format!("'localhost:{}'", a.port), "{ctx}");
+    assert_eq!(e("HTTP_X_GOOD_HEADER"), "'good'", "{ctx}");
+    assert_eq!(e("HTTP_X_LATIN"), "'café'", "{ctx}");
+    assert!(!env.keys().any(|k| k.to_ascii_uppercase().contains("UNDER")), "underscore header leaked {ctx}");
+    assert!(!env.contains_key("HTTP_PROXY"), "{ctx}");
+    assert!(!env.contains_key("HTTP_AUTHORIZATION"), "Authorization must be hidden by default {ctx}");
+    // wsgi.*
+    assert_eq!(e("wsgi.version"), "(1, 0)", "{ctx}");
+    assert_eq!(e("wsgi.url_scheme"), "'http'", "{ctx}");
+    let mt = if a.mpm.is_threaded() { "True" } else { "False" };
+    assert_eq!(e("wsgi.multithread"), mt, "{ctx}");
+    // The default sizing allows several child processes under every MPM.
+    assert_eq!(e("wsgi.multiprocess"), "True", "{ctx}");
+    assert_eq!(e("wsgi.run_once"), "False", "{ctx}");
+    // mod_wsgi always sets it True: Apache ends every body (Content-Length enforced, chunked
+    // decoded), so reading to EOF is safe.
+    assert_eq!(e("wsgi.input_terminated"), "True", "wsgi.input_terminated {ctx}");
+    for k in ["wsgi.input", "wsgi.errors", "wsgi.file_wrapper"] {
+        assert!(e(k).starts_with('<'), "{k} {ctx}");
+    }
+    // mod_wsgi.* and apache.version
+    assert_eq!(e("mod_wsgi.process_group"), "''", "{ctx}");
+    assert_eq!(
+        e("mod_wsgi.application_group"),
+        format!("'localhost:{}|{mount}'", a.port),
+        "default %{{RESOURCE}} group {ctx}"
+    );
+    assert_eq!(e("mod_wsgi.callable_object"), "'application'", "{ctx}");
+    assert_eq!(e("mod_wsgi.script_reloading"), "'1'", "{ctx}");
+    let v = e("mod_wsgi.version");
+    let parts: Vec<&str> = v.trim_start_matches('(').trim_end_matches(')').split(", ").collect();
+    assert!(
+        v.starts_with('(') && parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok()),
+        "mod_wsgi.version {v} {ctx}"
+    );
+    let rid = e("mod_wsgi.request_id");
+    assert!(rid.starts_with('\'') && rid.len() > 2, "mod_wsgi.request_id {rid} {ctx}");
+    assert!(e("apache.version").starts_with("(2, 4, "), "{ctx}");
+    // Types and APIs.
+    for k in [
+        "@input_api",
+        "@errors_api",
+        "@file_wrapper_callable",
+        "@keys_are_str",
+        "@cgi_values_are_str",
+        "@multithread_is_bool",
+        "@multiprocess_is_bool",
+        "@run_once_is_bool",
+    ] {
+        assert_eq!(e(k), "True", "{k} {ctx}");
+    }
+    assert_eq!(e("@validated"), if validated { "True" } else { "False" }, "{ctx}");
+}
+
+#[test]
+fn environ_keys_and_values() {
+    for mpm in Mpm::ALL {
+        let a = server(
+            mpm,
+            &[("env.wsgi", ENV_APP.to_string()), ("env_v.wsgi", validated(ENV_APP))],
+            ENV_CONF,
+        );
+
+        let r = a.request(&env_request("/env/caf%C3%A9?a=1&b=%20", a.port));
+        assert_eq!(r.status, 200, "{r}");
+        let env = parse_env(&r);
+        check_env_common(&a, &env, "/env", false);
+        let rid1 = env_get(&env, "mod_wsgi.request_id").to_string();
+
+        // Wrapped in wsgiref.validate: same values, no assertion or warning.
+        let r = a.request(&env_request("/env_v/caf%C3%A9?a=1&b=%20", a.port));
+        assert_eq!(r.status, 200, "[{mpm}] validator rejected the environ:\n{r}\n{}", a.error_log());
+        let env_v = parse_env(&r);
+        check_env_common(&a, &env_v, "/env_v", true);
+        assert_ne!(env_get(&env_v, "mod_wsgi.request_id"), rid1, "request ids must differ");
+
+        // Mounted at '/': SCRIPT_NAME is '' and PATH_INFO the whole path.
+        let r = get(&a, "/");
+        let env = parse_env(&r);
+        assert_eq!(env_get(&env, "SCRIPT_NAME"), "''", "[{mpm}] {r}");
+        assert_eq!(env_get(&env, "PATH_INFO"), "'/'", "[{mpm}] {r}");
+        // Host: localhost (no port): SERVER_PORT is Apache's default port, left out of the group name.
+        assert_eq!(env_get(&env, "SERVER_PORT"), "'80'", "[{mpm}] {r}");
+        assert_eq!(env_get(&env, "mod_wsgi.application_group"), "'localhost|'", "[{mpm}] {r}");
+        let r = get(&a, "/some/where");
+        let env = parse_env(&r);
+        assert_eq!(env_get(&env, "SCRIPT_NAME"), "''", "[{mpm}] {r}");
+        assert_eq!(env_get(&env, "PATH_INFO"), "'/some/where'", "[{mpm}] {r}");
+
+        // A body: CONTENT_LENGTH / CONTENT_TYPE, never as HTTP_*.
+        let r = a.post("/env/p", "text/plain", b"abc");
+        let env = parse_env(&r);
+        assert_eq!(env_get(&env, "REQUEST_METHOD"), "'POST'", "[{mpm}] {r}");
+        assert_eq!(env_get(&env, "CONTENT_LENGTH"), "'3'", "[{mpm}] {r}");
+        assert_eq!(env_get(&env, "CONTENT_TYPE"), "'text/plain'", "[{mpm}] {r}");
+        assert!(!env.contains_key("HTTP_CONTENT_LENGTH") && !env.contains_key("HTTP_CONTENT_TYPE"), "[{mpm}] {r}");
+
+        // WSGIPassAuthorization On (directive) and pass-authorization=On (mount option).
+        for mount in ["/auth_loc", "/auth_opt"] {
+            let r = a.request(&env_request(&format!("{mount}/caf%C3%A9?a=1&b=%20"), a.port));
+            let env = parse_env(&r);
+            assert_eq!(
+                env_get(&env, "HTTP_AUTHORIZATION"),
+                "'Basic dXNlcjpwYXNz'",
+                "[{mpm}] {mount}: {r}"
+            );
+            assert!(!env.contains_key("HTTP_PROXY"), "[{mpm}] {mount}");
+        }
+
+        let log = a.error_log();
+        assert!(!log.contains("WSGIWarning") && !log.contains("AssertionError"), "[{mpm}] {log}");
+        let st = a.stop();
+        assert!(!st.has_crash(), "{}", st.error_log);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wsgi.input
+// ---------------------------------------------------------------------------------------------
+
+const INPUT_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
+import os
+
+def record(environ, name, msg):
+    d = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'tmp')
+    with open(os.path.join(d, name), 'a') as f:
+        f.write(msg + '\n')
+
+def application(environ, start_response):
+    inp = environ['wsgi.input']
+    op = environ.get('QUERY_STRING', '')
+    if op == 'all':
+        result = inp.read(-1) if VALIDATED else inp.read()
+    elif op == 'n':
+        result = [inp.read(5), inp.read(1), inp.read(0), inp.read(12), inp.read(1000), inp.read(10)]
+    elif op == 'line':
+        result = [inp.readline() for _ in range(6)]
+    elif op == 'linen':
+        result = [inp.readline(3), inp.readline(100), inp.readline(4), inp.readline(),
+                  inp.readline(-1), inp.readline(5), inp.readline(0), inp.readline()]
+    elif op == 'lines':
+        result = inp.readlines()
+    elif op == 'lineshint':
+        result = [inp.readlines(8), inp.readlines()]
+    elif op == 'iter':
+        result = list(inp)
+    elif op == 'mixed':
+        result = [inp.read(2), inp.readline(), inp.readline(7), list(inp)]
+    elif op == 'big':
+        import hashlib
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            d = inp.read(65536)
+            if not d:
+                break
+            n += len(d)
+            h.update(d)
+        result = (n, h.hexdigest())
+    elif op == 'stream':
+        first = inp.readline()
+        record(environ, 'stream.log', 'first %r' % first)
+        result = [first, inp.read(100)]
+    elif op == 'none':
+        result = 'not read'
+    elif op == 'gone':
+        n = 0
+        try:
+            while True:
+                d = inp.read(100)
+                if not d:
+                    record(environ, 'gone.log', 'eof after %d' % n)
+                    break
+                n += len(d)
+        except Exception as e:
+            record(environ, 'gone.log', 'raised %s oserror=%s after %d' % (type(e).__name__, isinstance(e, OSError), n))
+            raise
+        result = n
+    else:
+        result = 'unknown op %r' % op
+    body = ('%r|CL=%r' % (result, environ.get('CONTENT_LENGTH'))).encode()
+    if 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', ''):
+        body += ('|TERM=%r' % environ.get('wsgi.input_terminated')).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+const INPUT_CONF: &str = "\
+WSGIScriptAlias /input_v {dir}/scripts/input_v.wsgi
+WSGIScriptAlias /input_c {dir}/scripts/input.wsgi
+WSGIScriptAlias /input_l {dir}/scripts/input.wsgi
+WSGIScriptAlias /input {dir}/scripts/input.wsgi
+<Location /input_c>
+    WSGIChunkedRequest On
+</Location>
+<Location /input_l>
+    LimitRequestBody 10
+</Location>
+";
+
+const BODY: &[u8] = b"line1\nline2 is longer\n\nline4 no newline";
+
+/// (op, expected repr of the result) for BODY.
+const INPUT_OPS: &[(&str, &str)] = &[
+    ("n", r"[b'line1', b'\n', b'', b'line2 is lon', b'ger\n\nline4 no newline', b'']"),
+    ("line", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline', b'', b'']"),
+    (
+        "linen",
+        r"[b'lin', b'e1\n', b'line', b'2 is longer\n', b'\n', b'line4', b'', b' no newline']",
+    ),
+    ("lines", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline']"),
+    ("lineshint", r"[[b'line1\n', b'line2 is longer\n'], [b'\n', b'line4 no newline']]"),
+    ("iter", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline']"),
+    ("mixed", r"[b'li', b'ne1\n', b'line2 i', [b's longer\n', b'\n', b'line4 no newline']]"),
+    ("all", r"b'line1\nline2 is longer\n\nline4 no newline'"),
+];
+
+#[test]
+fn wsgi_input_reading_streaming_and_limits() {
+    for mpm in Mpm::ALL {
+        let a = server(
+            mpm,
+            &[("input.wsgi", INPUT_APP.to_string()), ("input_v.wsgi", validated(INPUT_APP))],
+            INPUT_CONF,
+        );
+
+        // Every read method on a known multi-line body, plain and under the validator.
+        for mount in ["/input", "/input_v"] {
+            for (op, want) in INPUT_OPS {
+                let r = a.post(&format!("{mount}?{op}"), "text/plain", BODY);
+                assert_eq!(r.status, 200, "[{mpm}] {mount}?{op}: {r}\n{}", a.error_log());
+                assert_eq!(r.text(), format!("{want}|CL='39'"), "[{mpm}] {mount}?{op}");
+            }
+        }
+
+        // A 1 MiB body read in 64 KiB pieces.
+        let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let r = a.post("/input?big", "application/octet-stream", &big);
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        assert!(r.text().starts_with("(1048576, '"), "[{mpm}] {r}");
+
+        // Streams: the application sees the first line before the client sent the rest.
+        let mut c = a.connect();
+        c.write(&http_request("POST", "/input?stream", &[("Content-Length", "20"), ("Connection", "close")], b""));
+        c.write(b"first\n");
+        let rec = a.dir.join("tmp/stream.log");
+        let seen = wait_file(&rec, Duration::from_secs(10), |s| s.contains("first"));
+        assert_eq!(seen, "first b'first\\n'\n", "[{mpm}] app did not get the first line while the body was incomplete");
+        c.write(b"rest-of-body!!");
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.text(), "[b'first\\n', b'rest-of-body!!']|CL='20'", "[{mpm}] {r}");
+        drop(c);
+
+        // Chunked request body: accepted with WSGIChunkedRequest On, no CONTENT_LENGTH.
+        for (op, want) in [("all", INPUT_OPS[7].1), ("lines", INPUT_OPS[3].1)] {
+            let mut req = http_request(
+                "POST",
+                &format!("/input_c?{op}"),
+                &[("Transfer-Encoding", "chunked"), ("Connection", "close")],
+                b"",
+            );
+            req.extend(chunked(BODY, 7));
+            let r = a.request(&req);
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert_eq!(r.text(), format!("{want}|CL=None|TERM=True"), "[{mpm}] chunked {op}");
+        }
+        // ... and refused with 411 without it.
+        let mut req = http_request(
+            "POST",
+            "/input?all",
+            &[("Transfer-Encoding", "chunked"), ("Connection", "close")],
+            b"",
+        );
+        req.extend(chunked(BODY, 7));
+        let r = a.request(&req);
+        assert_eq!(r.status, 411, "[{mpm}] {r}");
+
+        // LimitRequestBody 10 on a 39-byte body: 413.
+        let r = a.post("/input_l?all", "text/plain", BODY);
+        assert_eq!(r.status, 413, "[{mpm}] {r}");
+
+        // A client that goes away mid-body: OSError in the application.
+        let mut c = a.connect();
+        c.write(&http_request("POST", "/input?gone", &[("Content-Length", "100000")], b""));
+        c.write(&[b'z'; 1000]);
+        thread::sleep(Duration::from_millis(300));
+        drop(c);
+        let rec = a.dir.join("tmp/gone.log");
+        let seen = wait_file(&rec, Duration::from_secs(15), |s| !s.is_empty());
+        assert!(
+            seen.starts_with("raised ") && seen.contains("oserror=True") && seen.contains("after 1000"),
+            "[{mpm}] expected OSError when the client went away mid-body, app recorded {seen:?}\n{}",
+            a.error_log()
+        );
+        drop(a);
+    }
+}
+
+#[test]
+fn expect_100_continue_sent_on_first_read() {
+    for mpm in Mpm::ALL {
+        let a = server(
+            mpm,
+            &[("input.wsgi", INPUT_APP.to_string()), ("input_v.wsgi", validated(INPUT_APP))],
+            INPUT_CONF,
+        );
+        for mount in ["/input", "/input_v"] {
+            // The interim 100 comes when the app reads, before the client sent the body.
+            let mut c = a.connect();
+            c.write(&http_request(
+                "POST",
+                &format!("{mount}?all"),
+                &[("Expect", "100-continue"), ("Content-Length", "39"), ("Connection", "close")],
+                b"",
+            ));
+            let mut got = Vec::new();
+            let ok = read_raw_until(&c, &mut got, b"\r\n\r\n", Duration::from_secs(10));
+            let head = String::from_utf8_lossy(&got).into_owned();
+            assert!(ok && head.starts_with("HTTP/1.1 100 "), "[{mpm}] {mount}: no interim 100 before the body was sent: {head:?}");
+            c.write(BODY);
+            let r = c.read_response(false).unwrap();
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert_eq!(r.text(), format!("{}|CL='39'", INPUT_OPS[7].1), "[{mpm}] {mount}");
+            drop(c);
+
+            // An app that never reads the body answers at once: no 100, no wait for the body
+            // (the client is entitled to wait for the final response instead of sending it).
+            let mut c = a.connect();
+            let _ = c.stream().set_read_timeout(Some(Duration::from_secs(5)));
+            c.write(&http_request(
+                "POST",
+                &format!("{mount}?none"),
+                &[("Expect", "100-continue"), ("Content-Length", "39"), ("Connection", "close")],
+                b"",
+            ));
+            let t = Instant::now();
+            let r = match c.read_response(false) {
+                Ok(r) => r,
+                Err(e) => a.fail(&format!(
+                    "[{mpm}] {mount}: no response within {:?} to an Expect: 100-continue request whose \
+                     body the app never reads (server waiting for the body?): {e}",
+                    t.elapsed()
+                )),
+            };
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert!(r.interim.is_empty(), "[{mpm}] {mount}: unexpected interim {:?}", r.interim);
+            assert_eq!(r.text(), "'not read'|CL='39'", "[{mpm}] {mount}");
+        }
+        drop(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wsgi.errors, sys.stdout, sys.stderr
+// ---------------------------------------------------------------------------------------------
+
+const ERRORS_APP: &str = r#"
+import sys
+
+def application(environ, start_response):
+    mode, _, tag = environ['QUERY_STRING'].partition('-')
+    err = environ['wsgi.errors']
+    if mode == 'lines':
+        print('stdout-line-%s' % tag)
+        print('stderr-line-%s' % tag, file=sys.stderr)
+        err.write('errors-line-%s\n' % tag)
+        err.writelines(['wl1-%s\n' % tag, 'wl2-%s\n' % tag])
+        err.write('multi-a-%s\nmulti-b-%s\n' % (tag, tag))
+        err.write('split-')
+        err.write('%s\n' % tag)
+    elif mode == 'perr':
+        err.write('partial-errors-%s' % tag)
+    elif mode == 'pout':
+        sys.stdout.write('partial-stdout-%s' % tag)
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
+    return [b'ok']
+"#;
+
+#[test]
+fn errors_and_stdout_go_to_error_log_with_client() {
+    for mpm in Mpm::ALL {
+        let a = server(
+            mpm,
+            &[("errs.wsgi", ERRORS_APP.to_string()), ("errs_v.wsgi", validated(ERRORS_APP))],
+            "WSGIScriptAlias /errs_v {dir}/scripts/errs_v.wsgi\n\
+             WSGIScriptAlias /errs {dir}/scripts/errs.wsgi\n",
+        );
+        for mount in ["/errs", "/errs_v"] {
+            let tag = format!("{}{}", mpm.name(), mount.replace('/', "_"));
+            let r = get(&a, &format!("{mount}?lines-{tag}"));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let r = get(&a, &format!("{mount}?perr-{tag}"));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let r = get(&a, &format!("{mount}?pout-{tag}"));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            // One more request after the partial ones: their text must not be glued to it.
+            let r = get(&a, &format!("{mount}?lines-after{tag}"));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let msgs = [
+                format!("stdout-line-{tag}"),
+                format!("stderr-line-{tag}"),
+                format!("errors-line-{tag}"),
+                format!("wl1-{tag}"),
+                format!("wl2-{tag}"),
+                format!("multi-a-{tag}"),
+                format!("multi-b-{tag}"),
+                format!("split-{tag}"),
+                format!("partial-errors-{tag}"),
+                format!("partial-stdout-{tag}"),
+                format!("split-after{tag}"),
+            ];
+            // Partial lines are flushed when their request ends, which may be just after the
+            // client got the response: wait for each.
+            for msg in &msgs {
+                assert!(a.wait_log(msg, Duration::from_secs(10)), "[{mpm}] {msg:?} never logged:\n{}", a.error_log());
+            }
+            let log = a.error_log();
+            for msg in &msgs {
+                let lines: Vec<&str> = log.lines().filter(|l| l.ends_with(msg.as_str())).collect();
+                assert_eq!(lines.len(), 1, "[{mpm}] expected one log line ending with {msg:?}:\n{log}");
+                assert!(
+                    lines[0].contains("[client 127.0.0.1:"),
+                    "[{mpm}] no client address on {:?}",
+                    lines[0]
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// start_response
+// ---------------------------------------------------------------------------------------------
+
+const SR_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
+import sys
+
+CT = ('Content-Type', 'text/plain')
+
+def replace_after_empty(start_response):
+    start_response('200 OK', [CT, ('X-First', '1')])
+    yield b''
+    try:
+        raise ValueError('replace-late')
+    except ValueError:
+        start_response('202 Replaced', [CT, ('X-Second', '1')], sys.exc_info())
+    yield b'replaced-late'
+
+def reraise_after_sent(start_response):
+    start_response('200 OK', [CT])
+    yield b'first;'
+    try:
+        raise KeyError('after-sent')
+    except KeyError:
+        start_response('500 Late', [CT], sys.exc_info())
+    yield b'never'
+
+def application(environ, start_response):
+    case = environ['QUERY_STRING']
+    if case == 'bad_status':
+        start_response('abc', [CT])
+        return [b'x']
+    if case == 'bytes_status':
+        start_response(b'200 OK', [CT])
+        return [b'x']
+    if case == 'nl_value':
+        start_response('200 OK', [CT, ('X-Bad', 'a\nb')])
+        return [b'x']
+    if case == 'space_name':
+        start_response('200 OK', [CT, ('X Bad', 'v')])
+        return [b'x']
+    if case == 'tuple_headers':
+        start_response('200 OK', (CT,))
+        return [b'x']
+    if case == 'second':
+        start_response('200 OK', [CT, ('X-Call', 'first')])
+        try:
+            start_response('201 Created', [CT, ('X-Call', 'second')])
+            msg = 'second call accepted'
+        except Exception as e:
+            msg = 'raised %s' % type(e).__name__
+        return [msg.encode()]
+    if case == 'replace':
+        start_response('200 OK', [CT, ('X-First', '1')])
+        try:
+            raise ValueError('replace-me')
+        except ValueError:
+            start_response('202 Replaced', [CT, ('X-Second', '1')], sys.exc_info())
+        return [b'replaced']
+    if case == 'replace_late':
+        return replace_after_empty(start_response)
+    if case == 'reraise':
+        return reraise_after_sent(start_response)
+    if case == 'latin1':
+        start_response('200 OK', [CT, ('X-Latin', 'caf\xe9'), ('Content-Length', '2')])
+        return [b'ok']
+    if case == 'write':
+        write = start_response('200 OK', [CT])
+        write(b'hello ')
+        write(b'world')
+        if VALIDATED:
+            return [b' validated']
+        try:
+            write('a str')
+            return [b' accepted-str']
+        except TypeError:
+            return [b' caught:TypeError']
+    start_response('404 Not Found', [CT])
+    return [b'unknown case']
+"#;
+
+#[test]
+fn start_response_validation_exc_info_and_write() {
+    for mpm in Mpm::ALL {
+        let a = server(
+            mpm,
+            &[("sr.wsgi", SR_APP.to_string()), ("sr_v.wsgi", validated(SR_APP))],
+            "WSGIScriptAlias /sr_v {dir}/scripts/sr_v.wsgi\n\
+             WSGIScriptAlias /sr {dir}/scripts/sr.wsgi\n",
+        );
+
+        // Bad values: 500 and exactly one WR0106 line naming the value, no traceback.
+        for (case, names) in [
+            ("bad_status", &["abc"][..]),
+            ("bytes_status", &["200 OK", "bytes"][..]),
+            ("nl_value", &["X-Bad"][..]),
+            ("space_name", &["X Bad"][..]),
+            ("tuple_headers", &["tuple"][..]),
+        ] {
+            let mark = log_mark(&a);
+            let r = get(&a, &format!("/sr?{case}"));
+            assert_eq!(r.status, 500, "[{mpm}] {case}: {r}");
+            let lines = wait_new_lines(&a, mark, "WR0106", 1);
+            assert_eq!(lines.len(), 1, "[{mpm}] {case}: want exactly one WR0106 line, got {lines:#?}");
+            for n in names {
+                assert!(lines[0].contains(n), "[{mpm}] {case}: log line does not name {n:?}: {}", lines[0]);
+            }
+            assert!(lines[0].contains("[client 127.0.0.1:"), "{}", lines[0]);
+            let tb = new_lines_with(&a, mark, "Traceback");
+            assert!(tb.is_empty(), "[{mpm}] {case}: a bad value is one clear line, not a traceback: {tb:#?}");
+        }
+
+        for mount in ["/sr", "/sr_v"] {
+            // A second call without exc_info raises; the application catches it.
+            let r = get(&a, &format!("{mount}?second"));
+            assert_eq!(r.status, 200, "[{mpm}] {mount}: {r}");
+            assert_eq!(r.header("X-Call"), Some("first"), "[{mpm}] {r}");
+            assert!(r.text().starts_with("raised "), "[{mpm}] {mount}: second start_response must raise: {r}");
+
+            // exc_info before anything was sent replaces status and headers.
+            for (case, body) in [("replace", "replaced"), ("replace_late", "replaced-late")] {
+                let r = get(&a, &format!("{mount}?{case}"));
+                assert_eq!(r.status, 202, "[{mpm}] {mount}?{case}: {r}\n{}", a.error_log());
+                assert_eq!(r.header("X-Second"), Some("1"), "[{mpm}] {r}");
+                assert_eq!(r.header("X-First"), None, "[{mpm}] {r}");
+                assert_eq!(r.text(), body, "[{mpm}] {r}");
+            }
+
+            // exc_info after the head went out re-raises: the response is cut.
+            let mark = log_mark(&a);
+            let r = get(&a, &format!("{mount}?reraise"));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert!(r.chunked && !r.complete, "[{mpm}] {mount}: response must be cut: {r}");
+            assert_eq!(r.text(), "first;", "[{mpm}] {r}");
+            let lines = wait_new_lines(&a, mark, "after-sent", 1);
+            assert!(!lines.is_empty(), "[{mpm}] re-raised exception not logged");
+
+            // write(): bytes go out in order, str is refused with TypeError.
+            let r = get(&a, &format!("{mount}?write"));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let want = if mount == "/sr" { "hello world caught:TypeError" } else { "hello world validated" };
+            assert_eq!(r.text(), want, "[{mpm}] {mount}");
+            assert!(r.complete, "[{mpm}] {r}");
+        }
+        // Header values are latin-1 str: sent as latin-1 bytes (0xE9), not UTF-8.
+        let mut c = a.connect();
+        c.write(&http_request("GET", "/sr?latin1", &[("Connection", "close")], b""));
+        let mut buf = Vec::new();
+        assert!(read_raw_until(&c, &mut buf, b"\r\n\r\n", Duration::from_secs(10)), "[{mpm}] {buf:?}");
+        assert!(
+            find(&buf, b"X-Latin: caf\xe9\r\n").is_some(),
+            "[{mpm}] header value 'caf\\xe9' not sent as latin-1: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        drop(c);
+
+        let log = a.error_log();
+        assert!(!log.contains("WSGIWarning"), "[{mpm}] {log}");
+        drop(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output: Content-Length, framing, streaming, HEAD/204/304, bad items, exceptions
+// ---------------------------------------------------------------------------------------------
+
+const OUT_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
+import time
+
+CT = ('Content-Type', 'text/plain')
+
+def gen(start_response, items, headers=None):
+    start_response('200 OK', [CT] + (headers or []))
+    for it in items:
+        if it == 'SLEEP':
+            time.sleep(1.0)
+        elif it == 'RAISE':
+            raise ValueError('boom-after-headers')
+        elif it == 'STR':
+            yield 'a str item'
+        else:
+            yield it
+
+def raise_before_first_block(start_response):
+    start_response('200 OK', [CT])
+    raise ValueError('boom-in-generator-before-body')
+    yield b'never'
+
+def application(environ, start_response):
+    case = environ['QUERY_STRING']
+    if case == 'cl_exact':
+        start_response('200 OK', [CT, ('Content-Length', '5')])
+        return [b'he', b'', b'llo']
+    if case == 'cl_excess':
+        start_response('200 OK', [CT, ('Content-Length', '5')])
+        return [b'hello', b' world']
+    if case == 'cl_short':
+        start_response('200 OK', [CT, ('Content-Length', '100')])
+        return [b'short']
+    if case == 'stream':
+        return gen(start_response, [b'a;', b'b;', b'c;'])
+    if case == 'slow':
+        return gen(start_response, [b'first-block', 'SLEEP', b'second-block'])
+    if case == '204':
+        start_response('204 No Content', [])
+        return [b'body-of-204']
+    if case == '304':
+        start_response('304 Not Modified', [])
+        return [b'body-of-304']
+    if case == 'str_before':
+        start_response('200 OK', [CT])
+        return ['a str item']
+    if case == 'str_after':
+        return gen(start_response, [b'ok;', 'STR', b'never'])
+    if case == 'exc_before':
+        raise ValueError('boom-before-headers')
+    if case == 'exc_before_gen':
+        return raise_before_first_block(start_response)
+    if case == 'exc_after':
+        return gen(start_response, [b'partial;', 'RAISE', b'never'])
+    start_response('404 Not Found', [CT])
+    return [b'unknown case']
+"#;
+
+#[test]
+fn output_framing_content_length_and_no_body_cases() {
+    for mpm in Mpm::ALL {
+        let a = server(
+            mpm,
+            &[("out.wsgi", OUT_APP.to_string()), ("out_v.wsgi", validated(OUT_APP))],
+            "WSGIScriptAlias /out_v {dir}/scripts/out_v.wsgi\n\
+             WSGIScriptAlias /out {dir}/scripts/out.wsgi\n",
+        );
+        let req = |m: &str, path: &str| http_request(m, path, &[], b"");
+
+        for mount in ["/out", "/out_v"] {
+            // All on one keep-alive connection: any stray body byte would break the next response.
+            let mut c = a.connect();
+            let mut send = |m: &str, q: &str| -> Response {
+                let path = format!("{mount}?{q}");
+                match c.try_send(&req(m, &path)) {
+                    Ok(r) => r,
+                    Err(e) => a.fail(&format!("[{mpm}] {m} {path}: {e} (stray bytes from the previous response?)")),
+                }
+            };
+            let r = send("GET", "cl_exact");
+            assert_eq!((r.status, r.text().as_str(), r.header("Content-Length")), (200, "hello", Some("5")), "[{mpm}] {r}");
+            assert!(r.complete && !r.chunked, "[{mpm}] {r}");
+
+            // No Content-Length on HTTP/1.1: chunked, and the connection is kept.
+            for _ in 0..2 {
+                let r = send("GET", "stream");
+                assert_eq!(r.status, 200, "[{mpm}] {r}");
+                assert!(r.chunked && r.complete, "[{mpm}] {mount}: want a complete chunked response: {r}");
+                assert_eq!(r.text(), "a;b;c;");
+                assert_eq!(r.header("Content-Length"), None);
+            }
+
+            // HEAD: no body, whatever the app returns.
+            let r = send("HEAD", "stream");
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let r = send("HEAD", "cl_exact");
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert_eq!(r.header("Content-Length"), Some("5"), "[{mpm}] {r}");
+            // 204 and 304: no body even though the app returned one.
+            let r = send("GET", "204");
+            assert_eq!(r.status, 204, "[{mpm}] {r}");
+            let r = send("GET", "304");
+            assert_eq!(r.status, 304, "[{mpm}] {r}");
+            let r = send("GET", "cl_exact");
+            assert_eq!(r.text(), "hello", "[{mpm}] {mount}: stray bytes after HEAD/204/304: {r}");
+
+            // Content-Length honoured: excess dropped, the connection still usable.
+            if mount == "/out" {
+                let r = send("GET", "cl_excess");
+                assert_eq!((r.status, r.text().as_str()), (200, "hello"), "[{mpm}] {r}");
+                assert!(r.complete, "[{mpm}] {r}");
+                let r = send("GET", "stream");
+                assert_eq!(r.text(), "a;b;c;", "[{mpm}] excess bytes leaked into the next response: {r}");
+            }
+            drop(c);
+        }
+
+        // Content-Length shortfall: the client sees a truncated response; WR0108 logged.
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?cl_short");
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        assert_eq!(r.header("Content-Length"), Some("100"), "[{mpm}] {r}");
+        assert_eq!(r.text(), "short", "[{mpm}] {r}");
+        assert!(!r.complete, "[{mpm}] {r}");
+        assert_eq!(wait_new_lines(&a, mark, "WR0108", 1).len(), 1, "[{mpm}] shortfall not logged:\n{}", a.error_log());
+
+        // Generator blocks reach the client as yielded: the first block arrives while the
+        // application sleeps 1 s before the next.
+        for mount in ["/out", "/out_v"] {
+            let mut c = a.connect();
+            c.write(&http_request("GET", &format!("{mount}?slow"), &[("Connection", "close")], b""));
+            let mut buf = Vec::new();
+            assert!(read_raw_until(&c, &mut buf, b"first-block", Duration::from_secs(10)), "[{mpm}] {buf:?}");
+            let t1 = Instant::now();
+            assert!(find(&buf, b"second-block").is_none(), "[{mpm}] {mount}: blocks were buffered");
+            assert!(read_raw_until(&c, &mut buf, b"0\r\n\r\n", Duration::from_secs(10)), "[{mpm}] {buf:?}");
+            let waited = t1.elapsed();
+            assert!(
+                waited >= Duration::from_millis(700),
+                "[{mpm}] {mount}: first block arrived only {waited:?} before the end (buffered?)"
+            );
+            assert!(find(&buf, b"second-block").is_some());
+        }
+
+        // A non-bytes item: 500 before the head, a cut response after; WR0107 either way.
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?str_before");
+        assert_eq!(r.status, 500, "[{mpm}] {r}");
+        let lines = wait_new_lines(&a, mark, "WR0107", 1);
+        assert_eq!(lines.len(), 1, "[{mpm}] non-bytes item before headers: want one WR0107 line:\n{}", a.error_log());
+        assert!(lines[0].contains("str"), "{}", lines[0]);
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?str_after");
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        assert!(r.chunked && !r.complete, "[{mpm}] chunked response must be left unterminated: {r}");
+        assert_eq!(r.text(), "ok;", "[{mpm}] {r}");
+        let lines = wait_new_lines(&a, mark, "WR0107", 1);
+        assert_eq!(lines.len(), 1, "[{mpm}] non-bytes item after headers: want one WR0107 line:\n{}", a.error_log());
+
+        // Exception before the head: 500 and the traceback, one line each, every line WR0104.
+        for (case, msg) in [
+            ("exc_before", "ValueError: boom-before-headers"),
+            ("exc_before_gen", "ValueError: boom-in-generator-before-body"),
+        ] {
+            let mark = log_mark(&a);
+            let r = get(&a, &format!("/out?{case}"));
+            assert_eq!(r.status, 500, "[{mpm}] {case}: {r}");
+            let last = wait_new_lines(&a, mark, msg, 1);
+            assert_eq!(last.len(), 1, "[{mpm}] {case}: {msg} not logged once:\n{}", a.error_log());
+            let tb = new_lines_with(&a, mark, "Traceback (most recent call last):");
+            let files = new_lines_with(&a, mark, &format!("File \"{}/scripts/out.wsgi\"", a.dir.display()));
+            assert_eq!(tb.len(), 1, "[{mpm}] {case}: {tb:#?}\n{}", a.error_log());
+            assert!(!files.is_empty(), "[{mpm}] {case}: no traceback frame lines:\n{}", a.error_log());
+            for l in tb.iter().chain(&files).chain(&last) {
+                assert!(l.contains("WR0104"), "[{mpm}] {case}: traceback line without WR0104: {l}");
+                assert!(l.contains("[client 127.0.0.1:"), "[{mpm}] {case}: {l}");
+            }
+        }
+
+        // Exception after the head: cut short (chunked, unterminated), logged.
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?exc_after");
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        assert!(r.chunked && !r.complete, "[{mpm}] response must be cut: {r}");
+        assert_eq!(r.text(), "partial;");
+        assert!(!wait_new_lines(&a, mark, "boom-after-headers", 1).is_empty(), "[{mpm}] {}", a.error_log());
+        assert!(!new_lines_with(&a, mark, "WR0105").is_empty(), "[{mpm}] {}", a.error_log());
+
+        let st = a.stop();
+        assert!(!st.has_crash(), "{}", st.error_log);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// close()
+// ---------------------------------------------------------------------------------------------
+
+const CLOSE_APP: &str = r#"
+import os, time
+
+class Body:
+    def __init__(self, environ, rid, n, size, delay, fail_at):
+        self.environ, self.rid, self.n, self.delay, self.fail_at = environ, rid, n, delay, fail_at
+        self.block = b'x' * size
+        self.count = 0
+    def __iter__(self):
+        return self
+    def __next__(self):
+        if self.count == self.fail_at:
+            raise ValueError('iteration-boom')
+        if self.count >= self.n:
+            raise StopIteration
+        self.count += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return self.block
+    def close(self):
+        d = os.path.join(os.path.dirname(self.environ['SCRIPT_FILENAME']), '..', 'tmp')
+        with open(os.path.join(d, 'close.log'), 'a') as f:
+            f.write('close %s %d\n' % (self.rid, self.count))
+
+def application(environ, start_response):
+    case, _, rid = environ['QUERY_STRING'].partition('-')
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    if case == 'ok':
+        return Body(environ, rid, 3, 10, 0, -1)
+    if case == 'excbefore':
+        return Body(environ, rid, 3, 10, 0, 0)
+    if case == 'excafter':
+        return Body(environ, rid, 3, 10, 0, 2)
+    if case == 'slow':
+        return Body(environ, rid, 400, 65536, 0.01, -1)
+    raise ValueError('unknown case')
+"#;
+
+#[test]
+fn close_called_exactly_once() {
+    for mpm in Mpm::ALL {
+        let a = server(
+            mpm,
+            &[("close.wsgi", CLOSE_APP.to_string()), ("close_v.wsgi", validated(CLOSE_APP))],
+            "WSGIScriptAlias /close_v {dir}/scripts/close_v.wsgi\n\
+             WSGIScriptAlias /close {dir}/scripts/close.wsgi\n",
+        );
+        let rec = a.dir.join("tmp/close.log");
+        let mut expect: Vec<(String, Option<&str>)> = Vec::new();
+        for mount in ["/close", "/close_v"] {
+            let m = mount.trim_start_matches('/');
+            let r = get(&a, &format!("{mount}?ok-{m}ok"));
+            assert_eq!((r.status, r.text()), (200, "x".repeat(30)), "[{mpm}] {r}");
+            expect.push((format!("{m}ok"), Some("3")));
+            let r = get(&a, &format!("{mount}?excbefore-{m}eb"));
+            assert_eq!(r.status, 500, "[{mpm}] {r}");
+            expect.push((format!("{m}eb"), Some("0")));
+            let r = get(&a, &format!("{mount}?excafter-{m}ea"));
+            assert!(r.status == 200 && !r.complete, "[{mpm}] {r}");
+            expect.push((format!("{m}ea"), Some("2")));
+
+            // Client disconnects mid-response.
+            let mut c = a.connect();
+            c.write(&http_request("GET", &format!("{mount}?slow-{m}gone"), &[("Connection", "close")], b""));
+            let mut buf = Vec::new();
+            assert!(read_raw_until(&c, &mut buf, &[b'x'; 1024], Duration::from_secs(10)), "[{mpm}] {buf:?}");
+            drop(c);
+            expect.push((format!("{m}gone"), None));
+        }
+        let ids: Vec<String> = expect.iter().map(|(id, _)| format!("close {id} ")).collect();
+        let log = wait_file(&rec, Duration::from_secs(20), |s| ids.iter().all(|id| s.contains(id.as_str())));
+        thread::sleep(Duration::from_millis(500));
+        let log = fs::read_to_string(&rec).unwrap_or(log);
+        for (id, count) in &expect {
+            let lines: Vec<&str> = log.lines().filter(|l| l.starts_with(&format!("close {id} "))).collect();
+            assert_eq!(lines.len(), 1, "[{mpm}] close() for {id} must be called exactly once:\n{log}\n{}", a.error_log());
+            let n: usize = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
+            match count {
+                Some(c) => assert_eq!(n.to_string(), *c, "[{mpm}] {id}: {}", lines[0]),
+                // The app stopped being iterated soon after the client left (400 blocks in all).
+                None => assert!(n < 400, "[{mpm}] {id}: iterated to the end after the client left: {}", lines[0]),
+            }
+        }
+        drop(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wsgi.file_wrapper
+// ---------------------------------------------------------------------------------------------
+
+const FW_APP: &str = r#"
+import io, os
+
+def application(environ, start_response):
+    q = dict(p.split('=', 1) for p in environ['QUERY_STRING'].split('&') if p)
+    path = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'data', 'blob.bin')
+    if q['kind'] == 'file':
+        f = open(path, 'rb')
+    else:
+        with open(path, 'rb') as g:
+            f = io.BytesIO(g.read())
+    f.seek(int(q.get('off', '0')))
+    headers = [('Content-Type', 'application/octet-stream')]
+    if 'cl' in q:
+        headers.append(('Content-Length', q['cl']))
+    start_response('200 OK', headers)
+    return environ['wsgi.file_wrapper'](f, int(q.get('blk', '8192')))
+"#;
+
+fn blob() -> Vec<u8> {
+    (0..200 * 1024u32).map(|i| ((i * 7 + i / 256) % 251) as u8).collect()
+}
+
+#[test]
+fn file_wrapper_real_file_and_file_like() {
+    let data = blob();
+    for mpm in Mpm::ALL {
+        let a = ApacheBuilder::new()
+            .mpm(mpm)
+            .script("fw.wsgi", FW_APP)
+            .script("fw_v.wsgi", &validated(FW_APP))
+            .file("data/blob.bin", &data)
+            .conf(
+                "WSGIScriptAlias /fw_v {dir}/scripts/fw_v.wsgi\n\
+                 WSGIScriptAlias /fw_sf {dir}/scripts/fw.wsgi\n\
+                 WSGIScriptAlias /fw {dir}/scripts/fw.wsgi\n\
+                 <Location /fw_sf>\n    WSGIEnableSendfile On\n</Location>\n",
+            )
+            .conf(SCRIPTS_DIR)
+            .start();
+        let cases: &[(&str, std::ops::Range<usize>, Option<usize>)] = &[
+            ("kind=file", 0..data.len(), None),
+            ("kind=file&off=1000", 1000..data.len(), None),
+            ("kind=file&off=1000&cl=5000", 1000..6000, Some(5000)),
+            ("kind=file&off=0&cl=70000&blk=4096", 0..70000, Some(70000)),
+            ("kind=bytesio", 0..data.len(), None),
+            ("kind=bytesio&off=777&blk=1000", 777..data.len(), None),
+            ("kind=bytesio&off=10&cl=3000", 10..3010, Some(3000)),
+        ];
+        for mount in ["/fw", "/fw_sf", "/fw_v"] {
+            let mut c = a.connect();
+            for (q, range, cl) in cases {
+                let r = c.send(&http_request("GET", &format!("{mount}?{q}"), &[], b""));
+                assert_eq!(r.status, 200, "[{mpm}] {mount}?{q}: {r}");
+                assert!(r.complete, "[{mpm}] {mount}?{q}: {r}");
+                assert_eq!(r.body.len(), range.len(), "[{mpm}] {mount}?{q}");
+                assert!(r.body == data[range.clone()], "[{mpm}] {mount}?{q}: wrong bytes");
+                if let Some(cl) = cl {
+                    assert_eq!(r.header("Content-Length"), Some(cl.to_string().as_str()), "[{mpm}] {mount}?{q}");
+                }
+            }
+            let r = c.send(&http_request("HEAD", &format!("{mount}?kind=file&off=5"), &[], b""));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            // Still in sync after the HEAD.
+            let r = c.send(&http_request("GET", &format!("{mount}?kind=bytesio&cl=3"), &[], b""));
+            assert_eq!(r.body, &data[..3], "[{mpm}] {mount}: stray bytes after HEAD: {r}");
+        }
+        let st = a.stop();
+        assert!(!st.has_crash(), "{}", st.error_log);
+        assert!(!st.error_log.contains("WSGIWarning"), "{}", st.error_log);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-request directives and script loading
+// ---------------------------------------------------------------------------------------------
+
+const CO_APP: &str = r#"
+def body(environ, name, start_response):
+    b = ('%s:%s' % (name, environ['mod_wsgi.callable_object'])).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
+    return [b]
+
+def myapp(environ, start_response):
+    return body(environ, 'myapp', start_response)
+
+def other(environ, start_response):
+    return body(environ, 'other', start_response)
+"#;
+
+fn reload_app(version: &str) -> String {
+    format!(
+        "VERSION = '{version}'\n\
+         def application(environ, start_response):\n\
+         \x20   b = ('%s|%s' % (VERSION, environ['mod_wsgi.script_reloading'])).encode()\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])\n\
+         \x20   return [b]\n"
+    )
+}
+
+const METHOD_APP: &str = r#"
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Method', environ['REQUEST_METHOD'])])
+    return [b'method body']
+"#;
+
+const IMPORT_ERROR_APP: &str = "import os\nraise RuntimeError('import-boom')\n";
+const NO_APP: &str = "def something_else(environ, start_response):\n    pass\n";
+
+const DIRECTIVES_CONF: &str = "\
+WSGIScriptAlias /cloc {dir}/scripts/co.wsgi
+WSGIScriptAlias /copt {dir}/scripts/co.wsgi callable-object=other
+<Location /cloc>
+    WSGICallableObject myapp
+</Location>
+WSGIScriptAlias /reload {dir}/scripts/reload.wsgi
+WSGIScriptAlias /noreload {dir}/scripts/noreload.wsgi
+<Location /noreload>
+    WSGIScriptReloading Off
+</Location>
+WSGIScriptAlias /headget {dir}/scripts/method.wsgi
+WSGIScriptAlias /headoff {dir}/scripts/method.wsgi
+<Location /headget>
+    WSGIMapHEADToGET On
+</Location>
+<Location /headoff>
+    WSGIMapHEADToGET Off
+</Location>
+WSGIScriptAlias /missing {dir}/scripts/nope.wsgi
+WSGIScriptAlias /importerr {dir}/scripts/importerr.wsgi
+WSGIScriptAlias /noapp {dir}/scripts/noapp.wsgi
+";
+
+#[test]
+fn directives_callable_reloading_head_and_script_errors() {
+    for mpm in Mpm::ALL {
+        let a = server(
+            mpm,
+            &[
+                ("co.wsgi", CO_APP.to_string()),
+                ("reload.wsgi", reload_app("v1")),
+                ("noreload.wsgi", reload_app("v1")),
+                ("method.wsgi", METHOD_APP.to_string()),
+                ("importerr.wsgi", IMPORT_ERROR_APP.to_string()),
+                ("noapp.wsgi", NO_APP.to_string()),
+            ],
+            DIRECTIVES_CONF,
+        );
+
+        // WSGICallableObject and callable-object=.
+        let r = get(&a, "/cloc");
+        assert_eq!((r.status, r.text().as_str()), (200, "myapp:myapp"), "[{mpm}] {r}");
+        let r = get(&a, "/copt");
+        assert_eq!((r.status, r.text().as_str()), (200, "other:other"), "[{mpm}] {r}");
+
+        // Script reloading. One keep-alive connection per case: same process both times.
+        let mut c = a.connect();
+        let r = c.send(&http_request("GET", "/reload", &[], b""));
+        assert_eq!(r.text(), "v1|1", "[{mpm}] {r}");
+        rewrite_script(&a.dir.join("scripts/reload.wsgi"), &reload_app("v2"));
+        let r = c.send(&http_request("GET", "/reload", &[], b""));
+        assert_eq!(r.text(), "v2|1", "[{mpm}] WSGIScriptReloading On: changed script not reloaded: {r}");
+        drop(c);
+        let mut c = a.connect();
+        let r = c.send(&http_request("GET", "/noreload", &[], b""));
+        assert_eq!(r.text(), "v1|0", "[{mpm}] {r}");
+        rewrite_script(&a.dir.join("scripts/noreload.wsgi"), &reload_app("v2"));
+        let r = c.send(&http_request("GET", "/noreload", &[], b""));
+        assert_eq!(r.text(), "v1|0", "[{mpm}] WSGIScriptReloading Off: script was reloaded: {r}");
+        drop(c);
+
+        // WSGIMapHEADToGET.
+        let r = a.request(&http_request("HEAD", "/headget", &[("Connection", "close")], b""));
+        assert_eq!((r.status, r.header("X-Method")), (200, Some("GET")), "[{mpm}] {r}");
+        assert!(r.body.is_empty());
+        let r = a.request(&http_request("HEAD", "/headoff", &[("Connection", "close")], b""));
+        assert_eq!((r.status, r.header("X-Method")), (200, Some("HEAD")), "[{mpm}] {r}");
+        let r = get(&a, "/headoff");
+        assert_eq!((r.header("X-Method"), r.text().as_str()), (Some("GET"), "method body"), "[{mpm}] {r}");
+
+        // Missing script: 404.
+        let r = get(&a, "/missing");
+        assert_eq!(r.status, 404, "[{mpm}] {r}");
+
+        // Script raising at import: 500, traceback in the log.
+        let mark = log_mark(&a);
+        let r = get(&a, "/importerr");
+        assert_eq!(r.status, 500, "[{mpm}] {r}");
+        let lines = wait_new_lines(&a, mark, "RuntimeError: import-boom", 1);
+        assert!(!lines.is_empty(), "[{mpm}] import error not logged:\n{}", a.error_log());
+        assert!(
+            !new_lines_with(&a, mark, "Traceback (most recent call last):").is_empty(),
+            "[{mpm}] no traceback:\n{}",
+            a.error_log()
+        );
+        assert!(
+            !new_lines_with(&a, mark, "importerr.wsgi").is_empty(),
+            "[{mpm}] log does not name the script:\n{}",
+            a.error_log()
+        );
+
+        // Script without `application`: 500 with a line naming the missing callable.
+        let mark = log_mark(&a);
+        let r = get(&a, "/noapp");
+        assert_eq!(r.status, 500, "[{mpm}] {r}");
+        let lines = wait_new_lines(&a, mark, "application", 1);
+        assert!(
+            lines.iter().any(|l| l.contains("noapp.wsgi")),
+            "[{mpm}] missing callable not logged:\n{}",
+            a.error_log()
+        );
+        let st = a.stop();
+        assert!(!st.has_crash(), "{}", st.error_log);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// threading.local across requests
+// ---------------------------------------------------------------------------------------------
+
+const TLS_APP: &str = r#"
+import threading
+local = threading.local()
+
+def application(environ, start_response):
+    local.n = getattr(local, 'n', 0) + 1
+    b = ('%d %d %r' % (local.n, threading.get_ident(), environ['wsgi.multithread'])).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
+    return [b]
+"#;
+
+#[test]
+fn threading_local_persists_on_the_same_thread() {
+    let a = ApacheBuilder::new()
+        .mpm(Mpm::Worker)
+        .mpm_config(
+            "StartServers 1\n\
+             ServerLimit 1\n\
+             ThreadLimit 1\n\
+             ThreadsPerChild 1\n\
+             MinSpareThreads 1\n\
+             MaxSpareThreads 2\n\
+             MaxRequestWorkers 1\n\
+             MaxConnectionsPerChild 0\n",
+        )
+        .script("tls.wsgi", TLS_APP)
+        .conf("WSGIScriptAlias /tls {dir}/scripts/tls.wsgi\n")
+        .conf(SCRIPTS_DIR)
+        .start();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let r = get(&a, "/tls");
+        assert_eq!(r.status, 200, "{r}");
+        let t = r.text();
+        let parts: Vec<&str> = t.split(' ').collect();
+        assert_eq!(parts.len(), 3, "{t}");
+        seen.push((parts[0].to_string(), parts[1].to_string(), parts[2].to_string()));
+    }
+    let counts: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(counts, ["1", "2", "3"], "threading.local value must persist between requests: {seen:?}");
+    assert!(seen.iter().all(|s| s.1 == seen[0].1), "one thread expected: {seen:?}");
+    assert!(seen.iter().all(|s| s.2 == "True"), "{seen:?}");
+}
