@@ -73,9 +73,14 @@ DocumentRoot "{dir}/htdocs"
 """
 
 WSGI = """
+WSGISocketPrefix {dir}/wsgi
+WSGIDaemonProcess bench processes=2 threads=15 display-name=%{{GROUP}}
+WSGIScriptAlias /dhello {dir}/scripts/dhello.wsgi
+<Location /dhello>
+    WSGIProcessGroup bench
+</Location>
 WSGIScriptAlias /hello {dir}/scripts/hello.wsgi
 WSGIScriptAlias /app {dir}/scripts/app.wsgi
-{daemon}
 <Directory {dir}/scripts>
     Require all granted
 </Directory>
@@ -83,13 +88,14 @@ WSGIScriptAlias /app {dir}/scripts/app.wsgi
 
 
 class Server:
-    def __init__(self, name, module, wsgi=True, daemon=''):
+    def __init__(self, name, module, wsgi=True):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix='bench-%s-' % name, dir=os.path.join(ROOT, 'target'))
         os.chmod(self.dir, 0o755)
         os.makedirs(self.dir + '/htdocs')
         os.makedirs(self.dir + '/scripts')
         shutil.copy(os.path.join(ROOT, 'examples/hello.wsgi'), self.dir + '/scripts/hello.wsgi')
+        shutil.copy(os.path.join(ROOT, 'examples/hello.wsgi'), self.dir + '/scripts/dhello.wsgi')
         shutil.copy(os.path.join(HERE, 'app.wsgi'), self.dir + '/scripts/app.wsgi')
         with open(self.dir + '/htdocs/hello.txt', 'wb') as f:
             f.write(b'Hello World!')
@@ -104,7 +110,7 @@ class Server:
         self.port = free_port()
         user = 'User www-data\nGroup www-data' if os.geteuid() == 0 else ''
         loadwsgi = 'LoadModule wsgi_module %s' % module if module else ''
-        wsgi_conf = WSGI.format(dir=self.dir, daemon=daemon) if (wsgi and module) else ''
+        wsgi_conf = WSGI.format(dir=self.dir) if (wsgi and module) else ''
         with open(self.dir + '/httpd.conf', 'w') as f:
             f.write(CONF.format(dir=self.dir, port=self.port, user=user, mods=MODS,
                                 loadwsgi=loadwsgi, wsgi=wsgi_conf))
@@ -203,6 +209,7 @@ def main():
     d = args.duration
     cases = [
         ('hello world', {'this': '/hello', 'mod_wsgi': '/hello', 'static': '/hello.txt'}, 16, None),
+        ('daemon hello world (processes=2 threads=15)', {'this': '/dhello', 'mod_wsgi': '/dhello', 'static': '/hello.txt'}, 16, None),
         ('1 MiB response', {'this': '/app/1m', 'mod_wsgi': '/app/1m', 'static': '/1m.bin'}, 4, None),
         ('32 MiB file_wrapper', {'this': '/app/file', 'mod_wsgi': '/app/file', 'static': '/big.bin'}, 2, None),
         ('64 MiB upload', {'this': '/app/upload', 'mod_wsgi': '/app/upload'}, 2, upload_lua),
@@ -231,9 +238,37 @@ def main():
                 r['rss_growth_mib'] = (peak[0] - rss_before) / 1024
                 row[who] = r
             results.append(row)
-    finally:
+    except BaseException:
         for s in servers.values():
             s.stop()
+        raise
+
+    # Reload under load: the daemon script is touched every 2 s during a longer run.
+    reload_rows = []
+    if 'reload' in args.only or not args.only:
+        steady = {r: row[r]['rps'] for row in results if row['case'].startswith('daemon') for r in ('this', 'mod_wsgi')}
+        for who in ('this', 'mod_wsgi'):
+            srv = servers[who] if who in servers and servers[who].proc.poll() is None else None
+            if srv is None:
+                srv = Server(who + '-reload', args.module if who == 'this' else DEBIAN_MOD_WSGI)
+                servers[who + '-reload'] = srv
+            wrk(srv.url('/dhello'), 1, 16)
+            stop = threading.Event()
+            touches = [0]
+
+            def toucher():
+                while not stop.wait(2.0):
+                    os.utime(srv.dir + '/scripts/dhello.wsgi')
+                    touches[0] += 1
+            t = threading.Thread(target=toucher)
+            t.start()
+            r = wrk(srv.url('/dhello'), max(d, 10) + 2, 16)
+            stop.set()
+            t.join()
+            out = subprocess.run(['grep', '-c', 'restart', srv.dir + '/error.log'], capture_output=True, text=True).stdout.strip()
+            reload_rows.append((who, r, touches[0], steady.get(who)))
+    for s in list(servers.values()):
+        s.stop()
 
     lines = ['| case | this module req/s | p99 ms | mod_wsgi 4.9.4 req/s | p99 ms | static req/s | '
              'vs mod_wsgi | vs static | errors (this/mod_wsgi) | RSS growth MiB (this/mod_wsgi) |',
@@ -245,6 +280,13 @@ def main():
             '%.0f' % s['rps'] if s else '-', t['rps'] / m['rps'],
             '%.2fx' % (t['rps'] / s['rps']) if s else '-',
             t['errors'], m['errors'], t['rss_growth_mib'], m['rss_growth_mib']))
+    if reload_rows:
+        lines += ['', '| reload under load (touch every 2 s) | requests/s | errors (non-2xx + socket) | touches | throughput vs steady daemon run |',
+                  '|---|---|---|---|---|']
+        for who, r, touches, steady in reload_rows:
+            lines.append('| %s | %.0f | %d | %d | %s |' % (
+                'this module' if who == 'this' else 'mod_wsgi 4.9.4', r['rps'], r['errors'], touches,
+                '%.0f%%' % (100 * r['rps'] / steady) if steady else '-'))
     report = '\n'.join(lines)
     print(report)
     with open(os.path.join(HERE, 'RESULTS.md'), 'w') as f:
