@@ -380,18 +380,18 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 return ffi::HTTP_INTERNAL_SERVER_ERROR;
             };
             let client = format!("{}:{}", String::from_utf8_lossy(c_bytes((*r).useragent_ip)), if (*r).useragent_addr.is_null() { 0 } else { (*(*r).useragent_addr).port });
-            let req = crate::protocol::Request {
-                script: script.clone(),
-                callable: callable.clone(),
-                application_group: app_group.clone(),
+            let req = crate::protocol::RequestRef {
+                script: &script,
+                callable: &callable,
+                application_group: &app_group,
                 script_reloading: eff.script_reloading,
                 mtime,
                 header_only: (*r).header_only != 0,
-                url_scheme: call.info.url_scheme.to_string(),
-                request_id: request_id.clone(),
+                url_scheme: call.info.url_scheme,
+                request_id: &request_id,
                 input_terminated: chunked,
-                client,
-                cgi: cgi.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
+                client: &client,
+                cgi: &cgi,
             };
             let mut io = ApacheIo::new(r, eff.enable_sendfile);
             let timeout = std::time::Duration::from_micros((*(*r).server).timeout.max(0) as u64);

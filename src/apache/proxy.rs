@@ -2,25 +2,31 @@
 //! response. Connections to each group are kept and reused across requests.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::codes;
 use crate::daemon::GroupRuntime;
-use crate::protocol::{self, EndKind, Frame, fdpass};
+use crate::protocol::{self, EndKind, Frame};
+use crate::protocol::fdpass::FrameReader;
 use crate::wsgi::{IoError, RequestIo, ResponseHead, Severity};
 
-/// Idle connections per group socket path.
-static IDLE: Mutex<Option<HashMap<String, Vec<UnixStream>>>> = Mutex::new(None);
+/// A connection to a group with its read buffer.
+struct Conn {
+    s: UnixStream,
+    r: FrameReader,
+}
 
-fn take_idle(path: &str) -> Option<UnixStream> {
+/// Idle connections per group socket path.
+static IDLE: Mutex<Option<HashMap<String, Vec<Conn>>>> = Mutex::new(None);
+
+fn take_idle(path: &str) -> Option<Conn> {
     IDLE.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(path)?.pop()
 }
 
-fn put_idle(path: &str, s: UnixStream) {
+fn put_idle(path: &str, s: Conn) {
     let mut g = IDLE.lock().unwrap_or_else(|e| e.into_inner());
     let v = g.get_or_insert_with(HashMap::new).entry(path.to_string()).or_default();
     if v.len() < 64 {
@@ -56,31 +62,10 @@ fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
     }
 }
 
-/// Reads one frame, collecting a descriptor passed with it.
-fn read_frame_fd(s: &mut UnixStream) -> std::io::Result<Option<(Frame, Option<OwnedFd>)>> {
-    let mut head = [0u8; 5];
-    let fd = match fdpass::recv_with_fd(s, &mut head[..1]) {
-        Ok(fd) => fd,
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    s.read_exact(&mut head[1..])?;
-    let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
-    if len > protocol::MAX_FRAME {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"));
-    }
-    let mut buf = Vec::with_capacity(5 + len);
-    buf.extend_from_slice(&head);
-    buf.resize(5 + len, 0);
-    s.read_exact(&mut buf[5..])?;
-    let (f, _) = protocol::decode(&buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    Ok(Some((f, fd)))
-}
-
 /// How relaying one attempt ended.
 enum Relay {
     /// A complete exchange; the connection may be reused.
-    Done(EndKind, UnixStream),
+    Done(EndKind, Conn),
     /// The daemon asked for the request to be sent again (it is restarting).
     Retry,
     /// The connection failed before the daemon said anything (a stale reused connection).
@@ -93,13 +78,13 @@ enum Relay {
     Timeout,
 }
 
-fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay {
-    let _ = s.set_read_timeout(Some(socket_timeout));
+fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay {
+    let _ = c.s.set_read_timeout(Some(socket_timeout));
     // Until the daemon says it started the request, a failure means it never ran: send again.
     let mut any = false;
     let mut head_sent = false;
     loop {
-        let (frame, fd) = match read_frame_fd(&mut s) {
+        let (frame, fd) = match c.r.next(&c.s) {
             Ok(Some(x)) => x,
             Ok(None) if !any => return Relay::Stale,
             Ok(None) => return if head_sent { Relay::Cut } else { Relay::Lost("the daemon process closed the connection before answering".into()) },
@@ -127,7 +112,7 @@ fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) ->
                     }
                     Err(e) => Frame::BodyError(e.to_string()),
                 };
-                if protocol::write_frame(&mut s, &reply).is_err() {
+                if protocol::write_frame(&mut c.s, &reply).is_err() {
                     return if head_sent { Relay::Cut } else { Relay::Lost("the daemon process went away while reading the request body".into()) };
                 }
             }
@@ -155,7 +140,7 @@ fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) ->
                 if kind == EndKind::Complete && io.finish().is_err() {
                     return Relay::ClientGone;
                 }
-                return Relay::Done(kind, s);
+                return Relay::Done(kind, c);
             }
             Frame::Abort(_) => {
                 io.abort();
@@ -168,9 +153,9 @@ fn relay(mut s: UnixStream, io: &mut dyn RequestIo, socket_timeout: Duration) ->
 }
 
 /// Hands the request to the group. Returns the HTTP status for the handler (OK = 0).
-pub fn forward(rt: &GroupRuntime, req: &protocol::Request, io: &mut dyn RequestIo, apache_timeout: Duration) -> i32 {
+pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn RequestIo, apache_timeout: Duration) -> i32 {
     let name = &rt.spec.name;
-    let encoded = protocol::encode(&Frame::Request(Box::new(req.clone())));
+    let encoded = protocol::encode_request(req);
     let wait = rt.spec.queue_timeout.unwrap_or(rt.spec.connect_timeout).max(rt.spec.connect_timeout);
     let deadline = Instant::now() + wait.max(rt.spec.graceful_timeout + Duration::from_secs(5));
     let socket_timeout = rt.spec.socket_timeout.unwrap_or(apache_timeout);
@@ -178,14 +163,14 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::Request, io: &mut dyn RequestI
         let (mut s, pooled) = match take_idle(&rt.socket_path) {
             Some(s) => (s, true),
             None => match connect(rt, Instant::now() + rt.spec.connect_timeout) {
-                Ok(s) => (s, false),
+                Ok(s) => (Conn { s, r: FrameReader::default() }, false),
                 Err(e) => {
                     io.log(Severity::Error, &format!("{}: cannot connect to daemon process group '{name}' at '{}': {e}; returning 503", codes::DAEMON_UNAVAILABLE, rt.socket_path));
                     return super::ffi::HTTP_SERVICE_UNAVAILABLE;
                 }
             },
         };
-        if std::io::Write::write_all(&mut s, &encoded).is_err() {
+        if std::io::Write::write_all(&mut s.s, &encoded).is_err() {
             if pooled {
                 continue;
             }

@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use super::GroupRuntime;
 use super::control::{self, Activity, Limits, RestartReason};
 use super::io::DaemonIo;
+use crate::protocol::fdpass::FrameReader;
 use crate::protocol::{self, EndKind, Frame};
 use crate::python::{interp, scripts};
 use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
@@ -87,65 +88,81 @@ impl State {
 
 struct Conn {
     stream: UnixStream,
+    reader: FrameReader,
     greeted: bool,
+    /// Whether the descriptor is in the epoll set (armed or disarmed).
+    registered: bool,
 }
 
+/// Marks the listening socket in epoll events.
+const LISTEN: u64 = u64::MAX;
+
+/// Hands ready connections to request threads: one epoll set holds the listening socket and
+/// every idle connection, each armed once (EPOLLONESHOT), so each readiness wakes one thread.
 struct Dispatcher {
-    idle: Mutex<Vec<Conn>>,
-    /// Connections handed back while another thread polls (moved into `idle` by the poller).
-    returned: Mutex<Vec<Conn>>,
+    epfd: RawFd,
     listen_fd: RawFd,
-    /// Self-pipe: a connection handed back wakes the thread that is polling.
-    wake: [RawFd; 2],
+    idle: Mutex<HashMap<RawFd, Conn>>,
 }
 
 impl Dispatcher {
+    fn new(listen_fd: RawFd) -> std::io::Result<Dispatcher> {
+        // SAFETY: epoll_create1 returns a new descriptor we own.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let d = Dispatcher { epfd, listen_fd, idle: Mutex::new(HashMap::new()) };
+        d.arm(listen_fd, LISTEN, libc::EPOLL_CTL_ADD)?;
+        Ok(d)
+    }
+
+    fn arm(&self, fd: RawFd, token: u64, op: libc::c_int) -> std::io::Result<()> {
+        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, u64: token };
+        // SAFETY: epoll_ctl on our epoll descriptor with a valid event struct.
+        if unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut ev) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Waits for a new connection or a request on an idle one. `None` once draining.
     fn next(&self, st: &State) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            idle.append(&mut self.returned.lock().unwrap_or_else(|e| e.into_inner()));
             if st.draining.load(Ordering::SeqCst) {
-                idle.clear();
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 return None;
             }
-            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(idle.len() + 2);
-            fds.push(libc::pollfd { fd: self.listen_fd, events: libc::POLLIN, revents: 0 });
-            fds.push(libc::pollfd { fd: self.wake[0], events: libc::POLLIN, revents: 0 });
-            fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 }));
-            // SAFETY: fds is a valid array of pollfd for the duration of the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 200) };
+            let mut ev = [libc::epoll_event { events: 0, u64: 0 }];
+            // SAFETY: waits for at most one event into our array.
+            let n = unsafe { libc::epoll_wait(self.epfd, ev.as_mut_ptr(), 1, 200) };
             if n <= 0 {
                 continue;
             }
-            if fds[1].revents != 0 {
-                let mut sink = [0u8; 64];
-                // SAFETY: draining our non-blocking pipe into a local buffer.
-                while unsafe { libc::read(self.wake[0], sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
-                // The idle set changed: poll again with the connection handed back.
-                continue;
-            }
-            if let Some(i) = fds[2..].iter().position(|p| p.revents != 0) {
-                return Some(idle.swap_remove(i));
-            }
-            if fds[0].revents != 0 {
-                // SAFETY: accept4 on our listening socket; a new descriptor is owned by the
-                // UnixStream below.
+            let token = ev[0].u64;
+            if token == LISTEN {
+                // SAFETY: accept4 on our listening socket; the new descriptor is owned below.
                 let fd = unsafe { libc::accept4(self.listen_fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+                let _ = self.arm(self.listen_fd, LISTEN, libc::EPOLL_CTL_MOD);
                 if fd >= 0 {
                     // SAFETY: fd is a fresh connected socket we own.
-                    return Some(Conn { stream: unsafe { UnixStream::from_raw_fd(fd) }, greeted: false });
+                    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+                    return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false });
                 }
+            } else if let Some(c) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&(token as RawFd)) {
+                return Some(c);
             }
         }
     }
 
-    fn give_back(&self, c: Conn) {
-        // The poller holds the lock while it waits, so queue the connection and wake it; it
-        // picks the connection up before polling again.
-        self.returned.lock().unwrap_or_else(|e| e.into_inner()).push(c);
-        // SAFETY: a one-byte write to our non-blocking pipe; a full pipe already means "wake".
-        unsafe { libc::write(self.wake[1], b"w".as_ptr().cast(), 1) };
+    fn give_back(&self, mut c: Conn) {
+        let fd = c.stream.as_raw_fd();
+        let op = if c.registered { libc::EPOLL_CTL_MOD } else { libc::EPOLL_CTL_ADD };
+        c.registered = true;
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).insert(fd, c);
+        if self.arm(fd, fd as u64, op).is_err() {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&fd);
+        }
     }
 }
 
@@ -193,7 +210,7 @@ fn greet(rt: &GroupRuntime, c: &mut Conn) -> bool {
 
 /// Serves one request from `c`. Returns whether the connection may be reused.
 fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
-    let req = match protocol::read_frame(&mut c.stream) {
+    let req = match c.reader.next(&c.stream).map(|o| o.map(|(f, _)| f)) {
         Ok(Some(Frame::Request(r))) => r,
         Ok(None) => return false,
         Ok(Some(other)) => {
@@ -367,13 +384,14 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         seq: AtomicU64::new(0),
         notify_fd,
     });
-    let mut wake = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills our array.
-    if unsafe { libc::pipe2(wake.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        tracing::error!(target: "wsgi", "daemon process '{}' cannot create its wake-up pipe", spec.name);
-        unsafe { libc::_exit(3) };
-    }
-    let d = Arc::new(Dispatcher { idle: Mutex::new(Vec::new()), returned: Mutex::new(Vec::new()), listen_fd: rt.listen_fd, wake });
+    let d = match Dispatcher::new(rt.listen_fd) {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            tracing::error!(target: "wsgi", "daemon process '{}' cannot set up its dispatcher: {e}", spec.name);
+            // SAFETY: leaving without Apache's or Python's exit handlers.
+            unsafe { libc::_exit(3) }
+        }
+    };
     let mut handles = Vec::new();
     for i in 0..spec.threads.max(1) {
         let (rt, st, d) = (rt.clone(), st.clone(), d.clone());

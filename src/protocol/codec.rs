@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::{EndKind, Frame, MAGIC, MAX_FRAME, Request};
+use super::{EndKind, Frame, MAGIC, MAX_FRAME, Request, RequestRef};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -126,21 +126,20 @@ pub fn encode(f: &Frame) -> Vec<u8> {
         }
         Frame::HelloOk | Frame::BodyEnd | Frame::Started => {}
         Frame::Request(r) => {
-            w.str(&r.script);
-            w.str(&r.callable);
-            w.str(&r.application_group);
-            w.u8(r.script_reloading as u8);
-            w.u64(r.mtime as u64);
-            w.u8(r.header_only as u8);
-            w.str(&r.url_scheme);
-            w.str(&r.request_id);
-            w.u8(r.input_terminated as u8);
-            w.str(&r.client);
-            w.u32(r.cgi.len() as u32);
-            for (k, v) in &r.cgi {
-                w.str(k);
-                w.bytes(v);
-            }
+            let cgi: Vec<(&str, &[u8])> = r.cgi.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+            return encode_request(&RequestRef {
+                script: &r.script,
+                callable: &r.callable,
+                application_group: &r.application_group,
+                script_reloading: r.script_reloading,
+                mtime: r.mtime,
+                header_only: r.header_only,
+                url_scheme: &r.url_scheme,
+                request_id: &r.request_id,
+                input_terminated: r.input_terminated,
+                client: &r.client,
+                cgi: &cgi,
+            });
         }
         Frame::ReadBody { max } => w.u32(*max),
         Frame::Body(b) => w.0.extend_from_slice(b),
@@ -163,6 +162,32 @@ pub fn encode(f: &Frame) -> Vec<u8> {
             w.u64(*len);
         }
         Frame::End(k) => w.u8(*k as u8),
+    }
+    let len = (w.0.len() - 5) as u32;
+    w.0[1..5].copy_from_slice(&len.to_be_bytes());
+    w.0
+}
+
+/// Encodes a request frame straight from borrowed data.
+pub fn encode_request(r: &RequestRef<'_>) -> Vec<u8> {
+    let size: usize = 64 + r.cgi.iter().map(|(k, v)| 8 + k.len() + v.len()).sum::<usize>();
+    let mut w = W(Vec::with_capacity(size + r.script.len() * 2));
+    w.u8(3);
+    w.u32(0);
+    w.str(r.script);
+    w.str(r.callable);
+    w.str(r.application_group);
+    w.u8(r.script_reloading as u8);
+    w.u64(r.mtime as u64);
+    w.u8(r.header_only as u8);
+    w.str(r.url_scheme);
+    w.str(r.request_id);
+    w.u8(r.input_terminated as u8);
+    w.str(r.client);
+    w.u32(r.cgi.len() as u32);
+    for (k, v) in r.cgi {
+        w.str(k);
+        w.bytes(v);
     }
     let len = (w.0.len() - 5) as u32;
     w.0[1..5].copy_from_slice(&len.to_be_bytes());

@@ -79,6 +79,108 @@ pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Option<Owne
     Ok(fd)
 }
 
+/// Reads frames through a buffer, keeping descriptors that arrive with the bytes.
+///
+/// The kernel never merges the bytes of a message carrying descriptors with later bytes in one
+/// read, and only [`super::Frame::File`] carries one, so descriptors are handed out in the order
+/// File frames are decoded.
+pub struct FrameReader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    fds: std::collections::VecDeque<OwnedFd>,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader { buf: vec![0; 64 * 1024], start: 0, end: 0, fds: Default::default() }
+    }
+}
+
+impl FrameReader {
+    /// The next frame and, for a File frame, its descriptor. `Ok(None)` at a clean end of stream.
+    pub fn next(&mut self, sock: &UnixStream) -> io::Result<Option<(super::Frame, Option<OwnedFd>)>> {
+        loop {
+            match super::decode(&self.buf[self.start..self.end]) {
+                Ok((f, used)) => {
+                    self.start += used;
+                    let fd = if matches!(f, super::Frame::File { .. }) { self.fds.pop_front() } else { None };
+                    return Ok(Some((f, fd)));
+                }
+                Err(super::DecodeError::Truncated) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            // Make room: move what is left to the front, grow for a large frame.
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end >= 5 {
+                let need = 5 + u32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
+                if need > self.buf.len() {
+                    self.buf.resize(need, 0);
+                }
+            }
+            if self.end == self.buf.len() {
+                let n = self.buf.len() * 2;
+                self.buf.resize(n, 0);
+            }
+            let (n, fd) = recv_some(sock, &mut self.buf[self.end..])?;
+            if let Some(fd) = fd {
+                self.fds.push_back(fd);
+            }
+            if n == 0 {
+                return if self.end == self.start {
+                    Ok(None)
+                } else {
+                    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a frame"))
+                };
+            }
+            self.end += n;
+        }
+    }
+}
+
+/// One recvmsg: some bytes (0 at end of stream) and a descriptor if one came with them.
+fn recv_some(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = [0u8; 64];
+    debug_assert!(space <= cbuf.len());
+    loop {
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut fd = None;
+        // SAFETY: msghdr points at our iovec and control buffer for the duration of the call; a
+        // received descriptor is owned by us from here on.
+        let n = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n > 0 {
+                let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+                while !cmsg.is_null() {
+                    if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                        fd = Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd)));
+                    }
+                    cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+                }
+            }
+            n
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok((n as usize, fd));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,8 +201,33 @@ mod tests {
         assert_eq!(s, "hello fd");
     }
 
+    #[test]
+    fn frame_reader_pairs_descriptors_with_file_frames() {
+        use crate::protocol::{Frame, encode};
+        let (a, b) = UnixStream::pair().unwrap();
+        let f = tempfile_with(b"zz");
+        let mut w = &a;
+        w.write_all(&encode(&Frame::Started)).unwrap();
+        w.write_all(&encode(&Frame::Data { flush: false, data: vec![1; 100_000] })).unwrap_or(());
+        let mut r = FrameReader::default();
+        let t = std::thread::spawn(move || {
+            send_with_fd(&a, &encode(&Frame::File { offset: 0, len: 2 }), f.as_raw_fd()).unwrap();
+            let mut w = &a;
+            w.write_all(&encode(&Frame::BodyEnd)).unwrap();
+        });
+        assert_eq!(r.next(&b).unwrap().unwrap().0, Frame::Started);
+        assert!(matches!(r.next(&b).unwrap().unwrap(), (Frame::Data { .. }, None)));
+        let (f, fd) = r.next(&b).unwrap().unwrap();
+        assert_eq!(f, Frame::File { offset: 0, len: 2 });
+        assert!(fd.is_some());
+        assert_eq!(r.next(&b).unwrap().unwrap().0, Frame::BodyEnd);
+        t.join().unwrap();
+    }
+
     fn tempfile_with(data: &[u8]) -> std::fs::File {
-        let path = std::env::temp_dir().join(format!("fdpass-{}", std::process::id()));
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("fdpass-{}-{n}", std::process::id()));
         let mut f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
         f.write_all(data).unwrap();
         std::fs::remove_file(&path).unwrap();

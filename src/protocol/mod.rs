@@ -13,7 +13,7 @@
 mod codec;
 pub mod fdpass;
 
-pub use codec::{DecodeError, decode, encode, read_frame, write_frame};
+pub use codec::{DecodeError, decode, encode, encode_request, read_frame, write_frame};
 
 /// `MWRS` + version: bumped whenever the frame layout changes.
 pub const MAGIC: [u8; 4] = *b"MWRS";
@@ -40,6 +40,22 @@ pub struct Request {
     pub client: String,
     /// CGI variables: name and raw value.
     pub cgi: Vec<(String, Vec<u8>)>,
+}
+
+/// A request to encode without copying the environ first (the Apache child's side).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRef<'a> {
+    pub script: &'a str,
+    pub callable: &'a str,
+    pub application_group: &'a str,
+    pub script_reloading: bool,
+    pub mtime: i64,
+    pub header_only: bool,
+    pub url_scheme: &'a str,
+    pub request_id: &'a str,
+    pub input_terminated: bool,
+    pub client: &'a str,
+    pub cgi: &'a [(&'a str, &'a [u8])],
 }
 
 /// How a request ended in the daemon.
