@@ -365,6 +365,19 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
             apache_version: rt.apache_version,
         }),
     };
+    // lang= / locale=: the environment Python reads its encodings from at start-up.
+    // SAFETY: single-threaded until the request threads start below.
+    unsafe {
+        if let Some(lang) = &spec.lang {
+            std::env::set_var("LANG", lang);
+        }
+        if let Some(locale) = &spec.locale {
+            std::env::set_var("LC_ALL", locale);
+            if let Ok(c) = std::ffi::CString::new(locale.as_str()) {
+                libc::setlocale(libc::LC_ALL, c.as_ptr());
+            }
+        }
+    }
     tracing::info!(target: "wsgi", "Initializing Python {} in daemon process '{}' (pid {}).", interp::python_version(), spec.name, std::process::id());
     if let Err(e) = interp::initialize(&opts) {
         let hint = if spec.python_home.is_some() { "; check that python-home names a Python 3.11 virtualenv or installation readable by the daemon's user" } else { "" };
@@ -410,6 +423,19 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         inactivity_timeout: spec.inactivity_timeout,
         request_timeout: spec.request_timeout,
     };
+    // deadlock-timeout: a watchdog proves every second that the GIL can be taken.
+    let gil_seen = Arc::new(Mutex::new(Instant::now()));
+    if spec.deadlock_timeout.is_some() {
+        let seen = gil_seen.clone();
+        let _ = std::thread::Builder::new().name("wsgi-deadlock".into()).spawn(move || {
+            interp::ensure_thread_state();
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                Python::attach(|_| {});
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            }
+        });
+    }
     let mut timed_out = false;
     loop {
         std::thread::sleep(Duration::from_millis(50));
@@ -423,6 +449,15 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
                     dump_stacks();
                 }
                 st.drain(reason);
+            }
+        }
+        if let Some(t) = spec.deadlock_timeout {
+            let seen = *gil_seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.elapsed() > t + Duration::from_secs(1) {
+                tracing::error!(target: "wsgi", "{}: daemon process '{}' (pid {}): the Python GIL could not be taken for {}s (deadlock-timeout); the process restarts", crate::codes::REQUEST_TIMEOUT, spec.name, std::process::id(), t.as_secs());
+                // A deadlocked interpreter cannot finish requests: leave now.
+                // SAFETY: leaving without Apache's or Python's exit handlers.
+                unsafe { libc::_exit(4) };
             }
         }
         if st.draining.load(Ordering::SeqCst) {
