@@ -52,6 +52,11 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("apache_bindings.rs");
     bindings.write_to_file(&out).expect("cannot write bindings");
 
+    // The interpreter pyo3 links against: Python computes sys.prefix from its path at start-up.
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    let python = env::var("PYO3_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    println!("cargo:rustc-env=WSGI_PYTHON_EXECUTABLE={python}");
+
     // Keep the module and libpython mapped across Apache's unload/reload between config passes.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
 }

@@ -23,6 +23,9 @@ pub struct InitOptions {
 
 static STATE: OnceLock<Result<(), String>> = OnceLock::new();
 
+/// The Python executable the module was built against (Debian's /usr/bin/python3.11).
+const PYTHON_EXECUTABLE: &str = env!("WSGI_PYTHON_EXECUTABLE");
+
 /// The version of the linked libpython, e.g. `"3.11"`. Safe before initialisation.
 pub fn python_version() -> String {
     // SAFETY: Py_GetVersion returns a pointer to a static NUL-terminated string and may be called
@@ -77,9 +80,20 @@ fn init_inner(opts: &InitOptions) -> Result<(), String> {
         };
         let r = (|| {
             let cfg_ptr = &raw mut config;
-            set_str(cfg_ptr, &raw mut (*cfg_ptr).program_name, "mod_wsgi")?;
-            if let Some(home) = &opts.python_home {
-                set_str(cfg_ptr, &raw mut (*cfg_ptr).home, home)?;
+            match &opts.python_home {
+                // A virtualenv has no standard library of its own: start "its" python, so that
+                // Python reads pyvenv.cfg and finds the base installation (as mod_wsgi does).
+                Some(home) if std::path::Path::new(home).join("pyvenv.cfg").exists() => {
+                    let exe = format!("{}/bin/python", home.trim_end_matches('/'));
+                    set_str(cfg_ptr, &raw mut (*cfg_ptr).program_name, &exe)?;
+                    set_str(cfg_ptr, &raw mut (*cfg_ptr).executable, &exe)?;
+                }
+                Some(home) => {
+                    set_str(cfg_ptr, &raw mut (*cfg_ptr).program_name, PYTHON_EXECUTABLE)?;
+                    set_str(cfg_ptr, &raw mut (*cfg_ptr).home, home)?;
+                }
+                // The interpreter this module was built against: sys.prefix is its prefix.
+                None => set_str(cfg_ptr, &raw mut (*cfg_ptr).program_name, PYTHON_EXECUTABLE)?,
             }
             let argv0 = CString::new("mod_wsgi").unwrap();
             let mut argv = [argv0.as_ptr()];

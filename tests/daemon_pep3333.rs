@@ -1,0 +1,1350 @@
+//! PEP 3333 behaviours of tests/pep3333.rs, run through a daemon process group instead of
+//! embedded mode. Every request below is served by `WSGIDaemonProcess g processes=1 threads=4`
+//! (`WSGIProcessGroup g`), or by another daemon group where the test says so. Only the event and
+//! prefork MPMs, to bound the runtime; the applications are the ones of tests/pep3333.rs.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+const MPMS: [Mpm; 2] = [Mpm::Event, Mpm::Prefork];
+
+// ---------------------------------------------------------------------------------------------
+// Local helpers
+// ---------------------------------------------------------------------------------------------
+
+const SCRIPTS_DIR: &str = "<Directory {dir}/scripts>\n    Require all granted\n</Directory>\n";
+
+/// The daemon group every test's applications run in, unless a mount says otherwise.
+const DAEMON: &str = "WSGIDaemonProcess g processes=1 threads=4\nWSGIProcessGroup g\n";
+
+/// The same application source wrapped in `wsgiref.validate.validator` (see tests/pep3333.rs).
+fn validated(src: &str) -> String {
+    format!(
+        "VALIDATED = True\n{src}\n\n\
+         import warnings as _warnings\n\
+         from wsgiref.validate import validator as _validator, WSGIWarning as _WSGIWarning\n\
+         _warnings.simplefilter('error', _WSGIWarning)\n\
+         application = _validator(application)\n"
+    )
+}
+
+fn builder(mpm: Mpm, scripts: &[(&str, String)], conf: &str) -> ApacheBuilder {
+    let mut b = ApacheBuilder::new().mpm(mpm);
+    for (name, src) in scripts {
+        b = b.script(name, src);
+    }
+    b.conf(DAEMON).conf(conf).conf(SCRIPTS_DIR)
+}
+
+/// An Apache with our module for `mpm`, the given scripts and configuration, and group `g`.
+fn server(mpm: Mpm, scripts: &[(&str, String)], conf: &str) -> Apache {
+    builder(mpm, scripts, conf).start()
+}
+
+fn get(a: &Apache, path: &str) -> Response {
+    a.get(path)
+}
+
+/// Error-log lines written since byte offset `mark` that contain `needle`.
+fn new_lines_with(a: &Apache, mark: usize, needle: &str) -> Vec<String> {
+    let log = a.error_log();
+    let tail = if mark <= log.len() { &log[mark..] } else { &log[..] };
+    tail.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+}
+
+/// Waits (up to 10 s) until at least `n` new lines contain `needle`, then lets the log settle
+/// briefly and returns all such new lines.
+fn wait_new_lines(a: &Apache, mark: usize, needle: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if new_lines_with(a, mark, needle).len() >= n || Instant::now() > deadline {
+            thread::sleep(Duration::from_millis(300));
+            return new_lines_with(a, mark, needle);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_mark(a: &Apache) -> usize {
+    a.error_log().len()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads from the connection's socket (bypassing the harness' buffered reader, which must not
+/// have been used yet) until `needle` is in `buf`, EOF, or `timeout`. Returns whether found.
+fn read_raw_until(c: &Conn, buf: &mut Vec<u8>, needle: &[u8], timeout: Duration) -> bool {
+    let mut s: &TcpStream = c.stream();
+    let deadline = Instant::now() + timeout;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let found = loop {
+        if find(buf, needle).is_some() {
+            break true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break false;
+        }
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(5))));
+        match s.read(&mut chunk) {
+            Ok(0) => break find(buf, needle).is_some(),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => break find(buf, needle).is_some(),
+        }
+    };
+    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
+    found
+}
+
+fn parse_env(r: &Response) -> HashMap<String, String> {
+    r.text()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn env_get<'a>(env: &'a HashMap<String, String>, key: &str) -> &'a str {
+    env.get(key).map(String::as_str).unwrap_or("<missing>")
+}
+
+/// Polls a file the application writes (in `{dir}/tmp`) until `pred` holds on its contents.
+fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = fs::read_to_string(path).unwrap_or_default();
+        if pred(&s) || Instant::now() > deadline {
+            return s;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Rewrites a script and gives it an mtime clearly different from the old one.
+fn rewrite_script(path: &Path, src: &str) {
+    fs::write(path, src).unwrap();
+    let f = fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
+}
+
+fn stop_clean(a: Apache) {
+    let mpm = a.mpm;
+    let st = a.stop();
+    assert!(!st.has_crash(), "[{mpm}] crash in the error log:\n{}", st.error_log);
+}
+
+// ---------------------------------------------------------------------------------------------
+// environ
+// ---------------------------------------------------------------------------------------------
+
+const ENV_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
+import os
+
+def show(v):
+    if v is None or isinstance(v, (str, bool, int, float, tuple)):
+        return repr(v)
+    return '<%s>' % type(v).__name__
+
+def application(environ, start_response):
+    lines = ['%s\t%s' % (k, show(v)) for k, v in sorted(environ.items())]
+    inp = environ['wsgi.input']
+    err = environ['wsgi.errors']
+    lines.append('@validated\t%r' % VALIDATED)
+    lines.append('@pid\t%d' % os.getpid())
+    lines.append('@input_api\t%r' % all(callable(getattr(inp, m, None))
+                                         for m in ('read', 'readline', 'readlines', '__iter__')))
+    lines.append('@errors_api\t%r' % all(callable(getattr(err, m, None))
+                                          for m in ('write', 'writelines', 'flush')))
+    lines.append('@file_wrapper_callable\t%r' % callable(environ['wsgi.file_wrapper']))
+    lines.append('@keys_are_str\t%r' % all(type(k) is str for k in environ))
+    lines.append('@cgi_values_are_str\t%r' % all(type(v) is str for k, v in environ.items() if '.' not in k))
+    lines.append('@multithread_is_bool\t%r' % (type(environ['wsgi.multithread']) is bool))
+    lines.append('@multiprocess_is_bool\t%r' % (type(environ['wsgi.multiprocess']) is bool))
+    lines.append('@run_once_is_bool\t%r' % (type(environ['wsgi.run_once']) is bool))
+    body = ('\n'.join(lines) + '\n').encode('utf-8')
+    start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+/// `g` (processes=1 threads=4): multithread, and multiprocess because processes= is given.
+/// `gnp` (threads=4, no processes=): multithread, not multiprocess.
+/// `g2` (processes=2 threads=1): multiprocess, not multithread.
+const ENV_CONF: &str = "\
+WSGIDaemonProcess gnp threads=4
+WSGIDaemonProcess g2 processes=2 threads=1
+WSGIScriptAlias /env_v {dir}/scripts/env_v.wsgi
+WSGIScriptAlias /env_np {dir}/scripts/env.wsgi process-group=gnp
+WSGIScriptAlias /env_2 {dir}/scripts/env.wsgi process-group=g2
+WSGIScriptAlias /env {dir}/scripts/env.wsgi
+";
+
+fn env_request(path: &str, port: u16) -> Vec<u8> {
+    let mut r = format!(
+        "GET {path} HTTP/1.1\r\n\
+         Host: localhost:{port}\r\n\
+         X-Under_score: dropped\r\n\
+         Proxy: http://evil.example/\r\n\
+         Authorization: Basic dXNlcjpwYXNz\r\n\
+         X-Good-Header: good\r\n"
+    )
+    .into_bytes();
+    r.extend_from_slice(b"X-Latin: caf\xe9\r\n");
+    r.extend_from_slice(b"Connection: close\r\n\r\n");
+    r
+}
+
+struct EnvWant<'a> {
+    mount: &'a str,
+    script: &'a str,
+    group: &'a str,
+    multithread: &'a str,
+    multiprocess: &'a str,
+    validated: bool,
+}
+
+fn check_env(a: &Apache, env: &HashMap<String, String>, w: &EnvWant) {
+    let e = |k: &str| env_get(env, k).to_string();
+    let mount = w.mount;
+    let ctx = format!("[{} {mount}] {env:#?}", a.mpm);
+    assert_eq!(e("REQUEST_METHOD"), "'GET'", "{ctx}");
+    assert_eq!(e("SCRIPT_NAME"), format!("'{mount}'"), "{ctx}");
+    // %C3%A9 decodes to the bytes C3 A9, which latin-1 maps to 'Ã©'.
+    assert_eq!(e("PATH_INFO"), "'/cafÃ©'", "latin-1 PATH_INFO {ctx}");
+    assert_eq!(e("QUERY_STRING"), "'a=1&b=%20'", "{ctx}");
+    assert_eq!(e("REQUEST_URI"), format!("'{mount}/caf%C3%A9?a=1&b=%20'"), "{ctx}");
+    assert_eq!(e("SERVER_PROTOCOL"), "'HTTP/1.1'", "{ctx}");
+    assert_eq!(e("SERVER_NAME"), "'localhost'", "{ctx}");
+    assert_eq!(e("SERVER_PORT"), format!("'{}'", a.port), "{ctx}");
+    assert_eq!(e("REMOTE_ADDR"), "'127.0.0.1'", "{ctx}");
+    let rport = e("REMOTE_PORT");
+    assert!(rport.trim_matches('\'').parse::<u16>().is_ok_and(|p| p > 0), "REMOTE_PORT {rport} {ctx}");
+    assert_eq!(e("GATEWAY_INTERFACE"), "'CGI/1.1'", "{ctx}");
+    assert_eq!(e("REQUEST_SCHEME"), "'http'", "{ctx}");
+    assert_eq!(e("SCRIPT_FILENAME"), format!("'{}/scripts/{}'", a.dir.display(), w.script), "{ctx}");
+    assert_eq!(e("DOCUMENT_ROOT"), format!("'{}/htdocs'", a.dir.display()), "{ctx}");
+    assert_eq!(e("HTTP_HOST"), format!("'localhost:{}'", a.port), "{ctx}");
+    assert_eq!(e("HTTP_X_GOOD_HEADER"), "'good'", "{ctx}");
+    assert_eq!(e("HTTP_X_LATIN"), "'café'", "{ctx}");
+    assert!(!env.keys().any(|k| k.to_ascii_uppercase().contains("UNDER")), "underscore header leaked {ctx}");
+    assert!(!env.contains_key("HTTP_PROXY"), "{ctx}");
+    assert!(!env.contains_key("HTTP_AUTHORIZATION"), "Authorization must be hidden by default {ctx}");
+    assert_eq!(e("wsgi.version"), "(1, 0)", "{ctx}");
+    assert_eq!(e("wsgi.url_scheme"), "'http'", "{ctx}");
+    assert_eq!(e("wsgi.multithread"), w.multithread, "wsgi.multithread {ctx}");
+    assert_eq!(e("wsgi.multiprocess"), w.multiprocess, "wsgi.multiprocess {ctx}");
+    assert_eq!(e("wsgi.run_once"), "False", "{ctx}");
+    assert_eq!(e("wsgi.input_terminated"), "True", "{ctx}");
+    for k in ["wsgi.input", "wsgi.errors", "wsgi.file_wrapper"] {
+        assert!(e(k).starts_with('<'), "{k} {ctx}");
+    }
+    assert_eq!(e("mod_wsgi.process_group"), format!("'{}'", w.group), "mod_wsgi.process_group {ctx}");
+    assert_eq!(
+        e("mod_wsgi.application_group"),
+        format!("'localhost:{}|{mount}'", a.port),
+        "default %{{RESOURCE}} group {ctx}"
+    );
+    assert_eq!(e("mod_wsgi.callable_object"), "'application'", "{ctx}");
+    assert_eq!(e("mod_wsgi.script_reloading"), "'1'", "{ctx}");
+    let rid = e("mod_wsgi.request_id");
+    assert!(rid.starts_with('\'') && rid.len() > 2, "mod_wsgi.request_id {rid} {ctx}");
+    assert!(e("apache.version").starts_with("(2, 4, "), "{ctx}");
+    for k in [
+        "@input_api",
+        "@errors_api",
+        "@file_wrapper_callable",
+        "@keys_are_str",
+        "@cgi_values_are_str",
+        "@multithread_is_bool",
+        "@multiprocess_is_bool",
+        "@run_once_is_bool",
+    ] {
+        assert_eq!(e(k), "True", "{k} {ctx}");
+    }
+    assert_eq!(e("@validated"), if w.validated { "True" } else { "False" }, "{ctx}");
+}
+
+/// (pid, ppid, cmdline) of every process on the machine.
+fn all_processes() -> Vec<(i32, i32, String)> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else { return out };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim_end().to_string())
+            .unwrap_or_default();
+        out.push((pid, ppid, cmdline));
+    }
+    out
+}
+
+/// (pid, cmdline) of this server's parent and every process descending from it (daemon
+/// processes may live in a process group of their own, so `Apache::processes` misses them).
+fn server_processes(a: &Apache) -> Vec<(i32, String)> {
+    let procs = all_processes();
+    let parent_of: HashMap<i32, i32> = procs.iter().map(|(p, pp, _)| (*p, *pp)).collect();
+    let root = a.pid();
+    let descends = |mut p: i32| {
+        for _ in 0..16 {
+            if p == root {
+                return true;
+            }
+            match parent_of.get(&p) {
+                Some(&pp) if pp > 1 => p = pp,
+                _ => return false,
+            }
+        }
+        false
+    };
+    procs.into_iter().filter(|(p, _, _)| descends(*p)).map(|(p, _, c)| (p, c)).collect()
+}
+
+/// Pids of the daemon processes of `group` (process title `(wsgi:<group>)`).
+fn daemon_pids(a: &Apache, group: &str) -> Vec<String> {
+    let title = format!("(wsgi:{group})");
+    server_processes(a).into_iter().filter(|(_, c)| *c == title).map(|(p, _)| p.to_string()).collect()
+}
+
+#[test]
+fn environ_in_daemon_groups() {
+    for mpm in MPMS {
+        let a = server(
+            mpm,
+            &[("env.wsgi", ENV_APP.to_string()), ("env_v.wsgi", validated(ENV_APP))],
+            ENV_CONF,
+        );
+        let wants = [
+            EnvWant { mount: "/env", script: "env.wsgi", group: "g", multithread: "True", multiprocess: "True", validated: false },
+            EnvWant { mount: "/env_v", script: "env_v.wsgi", group: "g", multithread: "True", multiprocess: "True", validated: true },
+            EnvWant { mount: "/env_np", script: "env.wsgi", group: "gnp", multithread: "True", multiprocess: "False", validated: false },
+            EnvWant { mount: "/env_2", script: "env.wsgi", group: "g2", multithread: "False", multiprocess: "True", validated: false },
+        ];
+        for w in &wants {
+            let r = a.request(&env_request(&format!("{}/caf%C3%A9?a=1&b=%20", w.mount), a.port));
+            assert_eq!(r.status, 200, "[{mpm}] {}: {r}\n{}", w.mount, a.error_log());
+            let env = parse_env(&r);
+            check_env(&a, &env, w);
+            // Served by a daemon process of that group, not by an Apache child.
+            let pid = env_get(&env, "@pid").to_string();
+            let pids = daemon_pids(&a, w.group);
+            assert!(
+                pids.contains(&pid),
+                "[{mpm}] {}: served by pid {pid}, not one of group {}'s daemon processes {pids:?}",
+                w.mount,
+                w.group
+            );
+        }
+        // A body: CONTENT_LENGTH / CONTENT_TYPE, never as HTTP_*.
+        let r = a.post("/env/p", "text/plain", b"abc");
+        let env = parse_env(&r);
+        assert_eq!(env_get(&env, "REQUEST_METHOD"), "'POST'", "[{mpm}] {r}");
+        assert_eq!(env_get(&env, "CONTENT_LENGTH"), "'3'", "[{mpm}] {r}");
+        assert_eq!(env_get(&env, "CONTENT_TYPE"), "'text/plain'", "[{mpm}] {r}");
+        assert!(!env.contains_key("HTTP_CONTENT_LENGTH") && !env.contains_key("HTTP_CONTENT_TYPE"), "[{mpm}] {r}");
+
+        let log = a.error_log();
+        assert!(!log.contains("WSGIWarning") && !log.contains("AssertionError"), "[{mpm}] {log}");
+        stop_clean(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wsgi.input
+// ---------------------------------------------------------------------------------------------
+
+const INPUT_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
+import os
+
+def record(environ, name, msg):
+    d = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'tmp')
+    with open(os.path.join(d, name), 'a') as f:
+        f.write(msg + '\n')
+
+def application(environ, start_response):
+    inp = environ['wsgi.input']
+    op = environ.get('QUERY_STRING', '')
+    if op == 'all':
+        result = inp.read(-1) if VALIDATED else inp.read()
+    elif op == 'n':
+        result = [inp.read(5), inp.read(1), inp.read(0), inp.read(12), inp.read(1000), inp.read(10)]
+    elif op == 'line':
+        result = [inp.readline() for _ in range(6)]
+    elif op == 'linen':
+        result = [inp.readline(3), inp.readline(100), inp.readline(4), inp.readline(),
+                  inp.readline(-1), inp.readline(5), inp.readline(0), inp.readline()]
+    elif op == 'lines':
+        result = inp.readlines()
+    elif op == 'lineshint':
+        result = [inp.readlines(8), inp.readlines()]
+    elif op == 'iter':
+        result = list(inp)
+    elif op == 'mixed':
+        result = [inp.read(2), inp.readline(), inp.readline(7), list(inp)]
+    elif op == 'big':
+        import hashlib
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            d = inp.read(65536)
+            if not d:
+                break
+            n += len(d)
+            h.update(d)
+        result = (n, h.hexdigest())
+    elif op == 'stream':
+        first = inp.readline()
+        record(environ, 'stream.log', 'first %r' % first)
+        result = [first, inp.read(100)]
+    elif op == 'none':
+        result = 'not read'
+    elif op == 'gone':
+        n = 0
+        try:
+            while True:
+                d = inp.read(100)
+                if not d:
+                    record(environ, 'gone.log', 'eof after %d' % n)
+                    break
+                n += len(d)
+        except Exception as e:
+            record(environ, 'gone.log', 'raised %s oserror=%s after %d' % (type(e).__name__, isinstance(e, OSError), n))
+            raise
+        result = n
+    else:
+        result = 'unknown op %r' % op
+    body = ('%r|CL=%r' % (result, environ.get('CONTENT_LENGTH'))).encode()
+    if 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', ''):
+        body += ('|TERM=%r' % environ.get('wsgi.input_terminated')).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+const INPUT_CONF: &str = "\
+WSGIScriptAlias /input_v {dir}/scripts/input_v.wsgi
+WSGIScriptAlias /input_c {dir}/scripts/input.wsgi
+WSGIScriptAlias /input_l {dir}/scripts/input.wsgi
+WSGIScriptAlias /input {dir}/scripts/input.wsgi
+<Location /input_c>
+    WSGIChunkedRequest On
+</Location>
+<Location /input_l>
+    LimitRequestBody 10
+</Location>
+";
+
+const BODY: &[u8] = b"line1\nline2 is longer\n\nline4 no newline";
+
+const INPUT_OPS: &[(&str, &str)] = &[
+    ("n", r"[b'line1', b'\n', b'', b'line2 is lon', b'ger\n\nline4 no newline', b'']"),
+    ("line", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline', b'', b'']"),
+    (
+        "linen",
+        r"[b'lin', b'e1\n', b'line', b'2 is longer\n', b'\n', b'line4', b'', b' no newline']",
+    ),
+    ("lines", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline']"),
+    ("lineshint", r"[[b'line1\n', b'line2 is longer\n'], [b'\n', b'line4 no newline']]"),
+    ("iter", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline']"),
+    ("mixed", r"[b'li', b'ne1\n', b'line2 i', [b's longer\n', b'\n', b'line4 no newline']]"),
+    ("all", r"b'line1\nline2 is longer\n\nline4 no newline'"),
+];
+
+fn input_server(mpm: Mpm) -> Apache {
+    server(
+        mpm,
+        &[("input.wsgi", INPUT_APP.to_string()), ("input_v.wsgi", validated(INPUT_APP))],
+        INPUT_CONF,
+    )
+}
+
+#[test]
+fn wsgi_input_reading_chunked_and_limits() {
+    for mpm in MPMS {
+        let a = input_server(mpm);
+
+        for mount in ["/input", "/input_v"] {
+            for (op, want) in INPUT_OPS {
+                let r = a.post(&format!("{mount}?{op}"), "text/plain", BODY);
+                assert_eq!(r.status, 200, "[{mpm}] {mount}?{op}: {r}\n{}", a.error_log());
+                assert_eq!(r.text(), format!("{want}|CL='39'"), "[{mpm}] {mount}?{op}");
+            }
+        }
+
+        // A 1 MiB body read in 64 KiB pieces.
+        let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let r = a.post("/input?big", "application/octet-stream", &big);
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        let py = std::process::Command::new(PYTHON)
+            .args(["-c", "import hashlib,sys; print(hashlib.sha256(bytes(i % 251 for i in range(1048576))).hexdigest())"])
+            .output()
+            .unwrap();
+        let sha = String::from_utf8_lossy(&py.stdout).trim().to_string();
+        assert_eq!(r.text(), format!("(1048576, '{sha}')|CL='1048576'"), "[{mpm}] {r}");
+
+        // Streamed to the daemon: the application sees the first line before the rest was sent.
+        let mut c = a.connect();
+        c.write(&http_request("POST", "/input?stream", &[("Content-Length", "20"), ("Connection", "close")], b""));
+        c.write(b"first\n");
+        let rec = a.dir.join("tmp/stream.log");
+        let seen = wait_file(&rec, Duration::from_secs(10), |s| s.contains("first"));
+        assert_eq!(seen, "first b'first\\n'\n", "[{mpm}] app did not get the first line while the body was incomplete");
+        c.write(b"rest-of-body!!");
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.text(), "[b'first\\n', b'rest-of-body!!']|CL='20'", "[{mpm}] {r}");
+        drop(c);
+
+        // Chunked request body: accepted with WSGIChunkedRequest On, no CONTENT_LENGTH.
+        for (op, want) in [("all", INPUT_OPS[7].1), ("lines", INPUT_OPS[3].1)] {
+            let mut req = http_request(
+                "POST",
+                &format!("/input_c?{op}"),
+                &[("Transfer-Encoding", "chunked"), ("Connection", "close")],
+                b"",
+            );
+            req.extend(chunked(BODY, 7));
+            let r = a.request(&req);
+            assert_eq!(r.status, 200, "[{mpm}] {r}\n{}", a.error_log());
+            assert_eq!(r.text(), format!("{want}|CL=None|TERM=True"), "[{mpm}] chunked {op}");
+        }
+        // ... and refused with 411 without it.
+        let mut req = http_request(
+            "POST",
+            "/input?all",
+            &[("Transfer-Encoding", "chunked"), ("Connection", "close")],
+            b"",
+        );
+        req.extend(chunked(BODY, 7));
+        let r = a.request(&req);
+        assert_eq!(r.status, 411, "[{mpm}] {r}");
+
+        // LimitRequestBody 10 on a 39-byte body: 413.
+        let r = a.post("/input_l?all", "text/plain", BODY);
+        assert_eq!(r.status, 413, "[{mpm}] {r}\n{}", a.error_log());
+
+        // A client that goes away mid-body: OSError in the application.
+        let mut c = a.connect();
+        c.write(&http_request("POST", "/input?gone", &[("Content-Length", "100000")], b""));
+        c.write(&[b'z'; 1000]);
+        thread::sleep(Duration::from_millis(300));
+        drop(c);
+        let rec = a.dir.join("tmp/gone.log");
+        let seen = wait_file(&rec, Duration::from_secs(15), |s| !s.is_empty());
+        assert!(
+            seen.starts_with("raised ") && seen.contains("oserror=True") && seen.contains("after 1000"),
+            "[{mpm}] expected OSError when the client went away mid-body, app recorded {seen:?}\n{}",
+            a.error_log()
+        );
+        stop_clean(a);
+    }
+}
+
+#[test]
+fn expect_100_continue_sent_on_first_read() {
+    for mpm in MPMS {
+        let a = input_server(mpm);
+        for mount in ["/input", "/input_v"] {
+            let mut c = a.connect();
+            c.write(&http_request(
+                "POST",
+                &format!("{mount}?all"),
+                &[("Expect", "100-continue"), ("Content-Length", "39"), ("Connection", "close")],
+                b"",
+            ));
+            let mut got = Vec::new();
+            let ok = read_raw_until(&c, &mut got, b"\r\n\r\n", Duration::from_secs(10));
+            let head = String::from_utf8_lossy(&got).into_owned();
+            assert!(ok && head.starts_with("HTTP/1.1 100 "), "[{mpm}] {mount}: no interim 100 before the body was sent: {head:?}");
+            c.write(BODY);
+            let r = c.read_response(false).unwrap();
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert_eq!(r.text(), format!("{}|CL='39'", INPUT_OPS[7].1), "[{mpm}] {mount}");
+            drop(c);
+
+            // An app that never reads the body answers at once: no 100, no wait for the body.
+            let mut c = a.connect();
+            let _ = c.stream().set_read_timeout(Some(Duration::from_secs(5)));
+            c.write(&http_request(
+                "POST",
+                &format!("{mount}?none"),
+                &[("Expect", "100-continue"), ("Content-Length", "39"), ("Connection", "close")],
+                b"",
+            ));
+            let t = Instant::now();
+            let r = match c.read_response(false) {
+                Ok(r) => r,
+                Err(e) => a.fail(&format!(
+                    "[{mpm}] {mount}: no response within {:?} to an Expect: 100-continue request whose \
+                     body the app never reads (server waiting for the body?): {e}",
+                    t.elapsed()
+                )),
+            };
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert!(r.interim.is_empty(), "[{mpm}] {mount}: unexpected interim {:?}", r.interim);
+            assert_eq!(r.text(), "'not read'|CL='39'", "[{mpm}] {mount}");
+        }
+        stop_clean(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wsgi.errors, print()
+// ---------------------------------------------------------------------------------------------
+
+const ERRORS_APP: &str = r#"
+import sys
+
+def application(environ, start_response):
+    mode, _, tag = environ['QUERY_STRING'].partition('-')
+    err = environ['wsgi.errors']
+    if mode == 'lines':
+        print('stdout-line-%s' % tag)
+        print('stderr-line-%s' % tag, file=sys.stderr)
+        err.write('errors-line-%s\n' % tag)
+        err.writelines(['wl1-%s\n' % tag, 'wl2-%s\n' % tag])
+        err.write('multi-a-%s\nmulti-b-%s\n' % (tag, tag))
+        err.write('split-')
+        err.write('%s\n' % tag)
+    elif mode == 'perr':
+        err.write('partial-errors-%s' % tag)
+    elif mode == 'pout':
+        sys.stdout.write('partial-stdout-%s' % tag)
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
+    return [b'ok']
+"#;
+
+#[test]
+fn errors_and_print_go_to_error_log_with_client() {
+    for mpm in MPMS {
+        let a = server(
+            mpm,
+            &[("errs.wsgi", ERRORS_APP.to_string()), ("errs_v.wsgi", validated(ERRORS_APP))],
+            "WSGIScriptAlias /errs_v {dir}/scripts/errs_v.wsgi\n\
+             WSGIScriptAlias /errs {dir}/scripts/errs.wsgi\n",
+        );
+        for mount in ["/errs", "/errs_v"] {
+            let tag = format!("{}{}", mpm.name(), mount.replace('/', "_"));
+            for q in [format!("lines-{tag}"), format!("perr-{tag}"), format!("pout-{tag}"), format!("lines-after{tag}")] {
+                let r = get(&a, &format!("{mount}?{q}"));
+                assert_eq!(r.status, 200, "[{mpm}] {mount}?{q}: {r}\n{}", a.error_log());
+            }
+            let msgs = [
+                format!("stdout-line-{tag}"),
+                format!("stderr-line-{tag}"),
+                format!("errors-line-{tag}"),
+                format!("wl1-{tag}"),
+                format!("wl2-{tag}"),
+                format!("multi-a-{tag}"),
+                format!("multi-b-{tag}"),
+                format!("split-{tag}"),
+                format!("partial-errors-{tag}"),
+                format!("partial-stdout-{tag}"),
+                format!("split-after{tag}"),
+            ];
+            for msg in &msgs {
+                assert!(a.wait_log(msg, Duration::from_secs(10)), "[{mpm}] {msg:?} never logged:\n{}", a.error_log());
+            }
+            let log = a.error_log();
+            for msg in &msgs {
+                let lines: Vec<&str> = log.lines().filter(|l| l.ends_with(msg.as_str())).collect();
+                assert_eq!(lines.len(), 1, "[{mpm}] expected one log line ending with {msg:?}:\n{log}");
+                assert!(lines[0].contains("[client 127.0.0.1:"), "[{mpm}] no client address on {:?}", lines[0]);
+            }
+        }
+        stop_clean(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// start_response
+// ---------------------------------------------------------------------------------------------
+
+const SR_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
+import sys
+
+CT = ('Content-Type', 'text/plain')
+
+def replace_after_empty(start_response):
+    start_response('200 OK', [CT, ('X-First', '1')])
+    yield b''
+    try:
+        raise ValueError('replace-late')
+    except ValueError:
+        start_response('202 Replaced', [CT, ('X-Second', '1')], sys.exc_info())
+    yield b'replaced-late'
+
+def reraise_after_sent(start_response):
+    start_response('200 OK', [CT])
+    yield b'first;'
+    try:
+        raise KeyError('after-sent')
+    except KeyError:
+        start_response('500 Late', [CT], sys.exc_info())
+    yield b'never'
+
+def application(environ, start_response):
+    case = environ['QUERY_STRING']
+    if case == 'bad_status':
+        start_response('abc', [CT])
+        return [b'x']
+    if case == 'bytes_status':
+        start_response(b'200 OK', [CT])
+        return [b'x']
+    if case == 'nl_value':
+        start_response('200 OK', [CT, ('X-Bad', 'a\nb')])
+        return [b'x']
+    if case == 'space_name':
+        start_response('200 OK', [CT, ('X Bad', 'v')])
+        return [b'x']
+    if case == 'tuple_headers':
+        start_response('200 OK', (CT,))
+        return [b'x']
+    if case == 'second':
+        start_response('200 OK', [CT, ('X-Call', 'first')])
+        try:
+            start_response('201 Created', [CT, ('X-Call', 'second')])
+            msg = 'second call accepted'
+        except Exception as e:
+            msg = 'raised %s' % type(e).__name__
+        return [msg.encode()]
+    if case == 'replace':
+        start_response('200 OK', [CT, ('X-First', '1')])
+        try:
+            raise ValueError('replace-me')
+        except ValueError:
+            start_response('202 Replaced', [CT, ('X-Second', '1')], sys.exc_info())
+        return [b'replaced']
+    if case == 'replace_late':
+        return replace_after_empty(start_response)
+    if case == 'reraise':
+        return reraise_after_sent(start_response)
+    if case == 'write':
+        write = start_response('200 OK', [CT])
+        write(b'hello ')
+        write(b'world')
+        if VALIDATED:
+            return [b' validated']
+        try:
+            write('a str')
+            return [b' accepted-str']
+        except TypeError:
+            return [b' caught:TypeError']
+    start_response('404 Not Found', [CT])
+    return [b'unknown case']
+"#;
+
+#[test]
+fn start_response_validation_exc_info_and_write() {
+    for mpm in MPMS {
+        let a = server(
+            mpm,
+            &[("sr.wsgi", SR_APP.to_string()), ("sr_v.wsgi", validated(SR_APP))],
+            "WSGIScriptAlias /sr_v {dir}/scripts/sr_v.wsgi\n\
+             WSGIScriptAlias /sr {dir}/scripts/sr.wsgi\n",
+        );
+
+        // Bad values: 500 and exactly one WR0106 line naming the value, no traceback.
+        for (case, names) in [
+            ("bad_status", &["abc"][..]),
+            ("bytes_status", &["200 OK", "bytes"][..]),
+            ("nl_value", &["X-Bad"][..]),
+            ("space_name", &["X Bad"][..]),
+            ("tuple_headers", &["tuple"][..]),
+        ] {
+            let mark = log_mark(&a);
+            let r = get(&a, &format!("/sr?{case}"));
+            assert_eq!(r.status, 500, "[{mpm}] {case}: {r}");
+            let lines = wait_new_lines(&a, mark, "WR0106", 1);
+            assert_eq!(lines.len(), 1, "[{mpm}] {case}: want exactly one WR0106 line, got {lines:#?}\n{}", a.error_log());
+            for n in names {
+                assert!(lines[0].contains(n), "[{mpm}] {case}: log line does not name {n:?}: {}", lines[0]);
+            }
+            assert!(lines[0].contains("[client 127.0.0.1:"), "{}", lines[0]);
+            let tb = new_lines_with(&a, mark, "Traceback");
+            assert!(tb.is_empty(), "[{mpm}] {case}: a bad value is one clear line, not a traceback: {tb:#?}");
+        }
+
+        for mount in ["/sr", "/sr_v"] {
+            let r = get(&a, &format!("{mount}?second"));
+            assert_eq!(r.status, 200, "[{mpm}] {mount}: {r}");
+            assert_eq!(r.header("X-Call"), Some("first"), "[{mpm}] {r}");
+            assert!(r.text().starts_with("raised "), "[{mpm}] {mount}: second start_response must raise: {r}");
+
+            for (case, body) in [("replace", "replaced"), ("replace_late", "replaced-late")] {
+                let r = get(&a, &format!("{mount}?{case}"));
+                assert_eq!(r.status, 202, "[{mpm}] {mount}?{case}: {r}\n{}", a.error_log());
+                assert_eq!(r.header("X-Second"), Some("1"), "[{mpm}] {r}");
+                assert_eq!(r.header("X-First"), None, "[{mpm}] {r}");
+                assert_eq!(r.text(), body, "[{mpm}] {r}");
+            }
+
+            let mark = log_mark(&a);
+            let r = get(&a, &format!("{mount}?reraise"));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert!(r.chunked && !r.complete, "[{mpm}] {mount}: response must be cut: {r}");
+            assert_eq!(r.text(), "first;", "[{mpm}] {r}");
+            let lines = wait_new_lines(&a, mark, "after-sent", 1);
+            assert!(!lines.is_empty(), "[{mpm}] re-raised exception not logged:\n{}", a.error_log());
+
+            let r = get(&a, &format!("{mount}?write"));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let want = if mount == "/sr" { "hello world caught:TypeError" } else { "hello world validated" };
+            assert_eq!(r.text(), want, "[{mpm}] {mount}");
+            assert!(r.complete, "[{mpm}] {r}");
+        }
+        let log = a.error_log();
+        assert!(!log.contains("WSGIWarning"), "[{mpm}] {log}");
+        stop_clean(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------------------------
+
+const OUT_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
+import time
+
+CT = ('Content-Type', 'text/plain')
+
+def gen(start_response, items, headers=None):
+    start_response('200 OK', [CT] + (headers or []))
+    for it in items:
+        if it == 'SLEEP':
+            time.sleep(1.0)
+        elif it == 'RAISE':
+            raise ValueError('boom-after-headers')
+        elif it == 'STR':
+            yield 'a str item'
+        else:
+            yield it
+
+def raise_before_first_block(start_response):
+    start_response('200 OK', [CT])
+    raise ValueError('boom-in-generator-before-body')
+    yield b'never'
+
+def application(environ, start_response):
+    case = environ['QUERY_STRING']
+    if case == 'cl_exact':
+        start_response('200 OK', [CT, ('Content-Length', '5')])
+        return [b'he', b'', b'llo']
+    if case == 'cl_excess':
+        start_response('200 OK', [CT, ('Content-Length', '5')])
+        return [b'hello', b' world']
+    if case == 'cl_short':
+        start_response('200 OK', [CT, ('Content-Length', '100')])
+        return [b'short']
+    if case == 'stream':
+        return gen(start_response, [b'a;', b'b;', b'c;'])
+    if case == 'slow':
+        return gen(start_response, [b'first-block', 'SLEEP', b'second-block'])
+    if case == 'cookies':
+        start_response('200 OK', [CT, ('Set-Cookie', 'a=1; Path=/'), ('X-Other', 'x'),
+                                  ('Set-Cookie', 'b=2; HttpOnly'), ('Content-Length', '2')])
+        return [b'ok']
+    if case == '204':
+        start_response('204 No Content', [])
+        return [b'body-of-204']
+    if case == '304':
+        start_response('304 Not Modified', [])
+        return [b'body-of-304']
+    if case == 'str_before':
+        start_response('200 OK', [CT])
+        return ['a str item']
+    if case == 'str_after':
+        return gen(start_response, [b'ok;', 'STR', b'never'])
+    if case == 'exc_before':
+        raise ValueError('boom-before-headers')
+    if case == 'exc_before_gen':
+        return raise_before_first_block(start_response)
+    if case == 'exc_after':
+        return gen(start_response, [b'partial;', 'RAISE', b'never'])
+    start_response('404 Not Found', [CT])
+    return [b'unknown case']
+"#;
+
+fn out_server(mpm: Mpm) -> Apache {
+    server(
+        mpm,
+        &[("out.wsgi", OUT_APP.to_string()), ("out_v.wsgi", validated(OUT_APP))],
+        "WSGIScriptAlias /out_v {dir}/scripts/out_v.wsgi\n\
+         WSGIScriptAlias /out {dir}/scripts/out.wsgi\n",
+    )
+}
+
+#[test]
+fn output_framing_streaming_keepalive_and_no_body_cases() {
+    for mpm in MPMS {
+        let a = out_server(mpm);
+        let req = |m: &str, path: &str| http_request(m, path, &[], b"");
+
+        for mount in ["/out", "/out_v"] {
+            // All on one keep-alive connection: any stray body byte would break the next response.
+            let mut c = a.connect();
+            let mut send = |m: &str, q: &str| -> Response {
+                let path = format!("{mount}?{q}");
+                match c.try_send(&req(m, &path)) {
+                    Ok(r) => r,
+                    Err(e) => a.fail(&format!("[{mpm}] {m} {path}: {e} (stray bytes from the previous response?)")),
+                }
+            };
+            let r = send("GET", "cl_exact");
+            assert_eq!((r.status, r.text().as_str(), r.header("Content-Length")), (200, "hello", Some("5")), "[{mpm}] {r}");
+            assert!(r.complete && !r.chunked, "[{mpm}] {r}");
+
+            // No Content-Length on HTTP/1.1: chunked, twice on the same connection.
+            for _ in 0..2 {
+                let r = send("GET", "stream");
+                assert_eq!(r.status, 200, "[{mpm}] {r}");
+                assert!(r.chunked && r.complete, "[{mpm}] {mount}: want a complete chunked response: {r}");
+                assert_eq!(r.text(), "a;b;c;");
+                assert_eq!(r.header("Content-Length"), None);
+            }
+
+            // Multi-valued Set-Cookie: two separate header lines, in order, not merged.
+            let r = send("GET", "cookies");
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert_eq!(r.headers_all("Set-Cookie"), ["a=1; Path=/", "b=2; HttpOnly"], "[{mpm}] {mount}: {r}");
+            assert_eq!(r.text(), "ok");
+
+            // HEAD: no body, whatever the app returns.
+            let r = send("HEAD", "stream");
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let r = send("HEAD", "cl_exact");
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert_eq!(r.header("Content-Length"), Some("5"), "[{mpm}] {r}");
+            // 204 and 304: no body even though the app returned one.
+            let r = send("GET", "204");
+            assert_eq!(r.status, 204, "[{mpm}] {r}");
+            let r = send("GET", "304");
+            assert_eq!(r.status, 304, "[{mpm}] {r}");
+            let r = send("GET", "cl_exact");
+            assert_eq!(r.text(), "hello", "[{mpm}] {mount}: stray bytes after HEAD/204/304: {r}");
+
+            // Content-Length honoured: excess dropped, the connection still usable.
+            if mount == "/out" {
+                let r = send("GET", "cl_excess");
+                assert_eq!((r.status, r.text().as_str()), (200, "hello"), "[{mpm}] {r}");
+                assert!(r.complete, "[{mpm}] {r}");
+                let r = send("GET", "stream");
+                assert_eq!(r.text(), "a;b;c;", "[{mpm}] excess bytes leaked into the next response: {r}");
+            }
+            drop(c);
+        }
+
+        // Content-Length shortfall: the client sees a truncated response; WR0108 logged.
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?cl_short");
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        assert_eq!(r.header("Content-Length"), Some("100"), "[{mpm}] {r}");
+        assert_eq!(r.text(), "short", "[{mpm}] {r}");
+        assert!(!r.complete, "[{mpm}] {r}");
+        assert_eq!(wait_new_lines(&a, mark, "WR0108", 1).len(), 1, "[{mpm}] shortfall not logged:\n{}", a.error_log());
+
+        // Generator blocks reach the client as yielded: the first block arrives while the
+        // application sleeps 1 s before the next.
+        for mount in ["/out", "/out_v"] {
+            let mut c = a.connect();
+            c.write(&http_request("GET", &format!("{mount}?slow"), &[("Connection", "close")], b""));
+            let mut buf = Vec::new();
+            assert!(read_raw_until(&c, &mut buf, b"first-block", Duration::from_secs(10)), "[{mpm}] {buf:?}");
+            let t1 = Instant::now();
+            assert!(find(&buf, b"second-block").is_none(), "[{mpm}] {mount}: blocks were buffered");
+            assert!(read_raw_until(&c, &mut buf, b"0\r\n\r\n", Duration::from_secs(10)), "[{mpm}] {buf:?}");
+            let waited = t1.elapsed();
+            assert!(
+                waited >= Duration::from_millis(700),
+                "[{mpm}] {mount}: first block arrived only {waited:?} before the end (buffered?)"
+            );
+            assert!(find(&buf, b"second-block").is_some());
+        }
+        stop_clean(a);
+    }
+}
+
+#[test]
+fn bad_items_and_exceptions_before_and_after_headers() {
+    for mpm in MPMS {
+        let a = out_server(mpm);
+
+        // A non-bytes item: 500 before the head, a cut response after; WR0107 either way.
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?str_before");
+        assert_eq!(r.status, 500, "[{mpm}] {r}");
+        let lines = wait_new_lines(&a, mark, "WR0107", 1);
+        assert_eq!(lines.len(), 1, "[{mpm}] non-bytes item before headers: want one WR0107 line:\n{}", a.error_log());
+        assert!(lines[0].contains("str"), "{}", lines[0]);
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?str_after");
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        assert!(r.chunked && !r.complete, "[{mpm}] chunked response must be left unterminated: {r}");
+        assert_eq!(r.text(), "ok;", "[{mpm}] {r}");
+        let lines = wait_new_lines(&a, mark, "WR0107", 1);
+        assert_eq!(lines.len(), 1, "[{mpm}] non-bytes item after headers: want one WR0107 line:\n{}", a.error_log());
+
+        // Exception before the head: 500 and the traceback, one line each, every line WR0104.
+        for (case, msg) in [
+            ("exc_before", "ValueError: boom-before-headers"),
+            ("exc_before_gen", "ValueError: boom-in-generator-before-body"),
+        ] {
+            let mark = log_mark(&a);
+            let r = get(&a, &format!("/out?{case}"));
+            assert_eq!(r.status, 500, "[{mpm}] {case}: {r}");
+            let last = wait_new_lines(&a, mark, msg, 1);
+            assert_eq!(last.len(), 1, "[{mpm}] {case}: {msg} not logged once:\n{}", a.error_log());
+            let tb = new_lines_with(&a, mark, "Traceback (most recent call last):");
+            let files = new_lines_with(&a, mark, &format!("File \"{}/scripts/out.wsgi\"", a.dir.display()));
+            assert_eq!(tb.len(), 1, "[{mpm}] {case}: {tb:#?}\n{}", a.error_log());
+            assert!(!files.is_empty(), "[{mpm}] {case}: no traceback frame lines:\n{}", a.error_log());
+            for l in tb.iter().chain(&files).chain(&last) {
+                assert!(l.contains("WR0104"), "[{mpm}] {case}: traceback line without WR0104: {l}");
+                assert!(l.contains("[client 127.0.0.1:"), "[{mpm}] {case}: {l}");
+            }
+        }
+
+        // Exception after the head: cut short (chunked, unterminated), logged.
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?exc_after");
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        assert!(r.chunked && !r.complete, "[{mpm}] response must be cut: {r}");
+        assert_eq!(r.text(), "partial;");
+        assert!(!wait_new_lines(&a, mark, "boom-after-headers", 1).is_empty(), "[{mpm}] {}", a.error_log());
+        assert!(!new_lines_with(&a, mark, "WR0105").is_empty(), "[{mpm}] {}", a.error_log());
+
+        // The group still serves normally afterwards.
+        let r = get(&a, "/out?cl_exact");
+        assert_eq!((r.status, r.text().as_str()), (200, "hello"), "[{mpm}] {r}");
+        stop_clean(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// close()
+// ---------------------------------------------------------------------------------------------
+
+const CLOSE_APP: &str = r#"
+import os, time
+
+class Body:
+    def __init__(self, environ, rid, n, size, delay, fail_at):
+        self.environ, self.rid, self.n, self.delay, self.fail_at = environ, rid, n, delay, fail_at
+        self.block = b'x' * size
+        self.count = 0
+    def __iter__(self):
+        return self
+    def __next__(self):
+        if self.count == self.fail_at:
+            raise ValueError('iteration-boom')
+        if self.count >= self.n:
+            raise StopIteration
+        self.count += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return self.block
+    def close(self):
+        d = os.path.join(os.path.dirname(self.environ['SCRIPT_FILENAME']), '..', 'tmp')
+        with open(os.path.join(d, 'close.log'), 'a') as f:
+            f.write('close %s %d\n' % (self.rid, self.count))
+
+def application(environ, start_response):
+    case, _, rid = environ['QUERY_STRING'].partition('-')
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    if case == 'ok':
+        return Body(environ, rid, 3, 10, 0, -1)
+    if case == 'excbefore':
+        return Body(environ, rid, 3, 10, 0, 0)
+    if case == 'excafter':
+        return Body(environ, rid, 3, 10, 0, 2)
+    if case == 'slow':
+        return Body(environ, rid, 400, 65536, 0.01, -1)
+    raise ValueError('unknown case')
+"#;
+
+#[test]
+fn close_called_exactly_once_incl_client_disconnect() {
+    for mpm in MPMS {
+        let a = server(mpm, &[("close.wsgi", CLOSE_APP.to_string())], "WSGIScriptAlias /close {dir}/scripts/close.wsgi\n");
+        let rec = a.dir.join("tmp/close.log");
+        let mut expect: Vec<(String, Option<&str>)> = Vec::new();
+        let r = get(&a, "/close?ok-ok");
+        assert_eq!((r.status, r.text()), (200, "x".repeat(30)), "[{mpm}] {r}");
+        expect.push(("ok".into(), Some("3")));
+        let r = get(&a, "/close?excbefore-eb");
+        assert_eq!(r.status, 500, "[{mpm}] {r}");
+        expect.push(("eb".into(), Some("0")));
+        let r = get(&a, "/close?excafter-ea");
+        assert!(r.status == 200 && !r.complete, "[{mpm}] {r}");
+        expect.push(("ea".into(), Some("2")));
+
+        // Client disconnects mid-response (400 blocks of 64 KiB, 10 ms apart).
+        let mut c = a.connect();
+        c.write(&http_request("GET", "/close?slow-gone", &[("Connection", "close")], b""));
+        let mut buf = Vec::new();
+        assert!(read_raw_until(&c, &mut buf, &[b'x'; 1024], Duration::from_secs(10)), "[{mpm}] {buf:?}");
+        drop(c);
+        expect.push(("gone".into(), None));
+
+        let ids: Vec<String> = expect.iter().map(|(id, _)| format!("close {id} ")).collect();
+        let log = wait_file(&rec, Duration::from_secs(20), |s| ids.iter().all(|id| s.contains(id.as_str())));
+        thread::sleep(Duration::from_millis(500));
+        let log = fs::read_to_string(&rec).unwrap_or(log);
+        for (id, count) in &expect {
+            let lines: Vec<&str> = log.lines().filter(|l| l.starts_with(&format!("close {id} "))).collect();
+            assert_eq!(lines.len(), 1, "[{mpm}] close() for {id} must be called exactly once:\n{log}\n{}", a.error_log());
+            let n: usize = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
+            match count {
+                Some(c) => assert_eq!(n.to_string(), *c, "[{mpm}] {id}: {}", lines[0]),
+                None => assert!(n < 400, "[{mpm}] {id}: iterated to the end after the client left: {}", lines[0]),
+            }
+        }
+        stop_clean(a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wsgi.file_wrapper
+// ---------------------------------------------------------------------------------------------
+
+const FW_APP: &str = r#"
+import io, os
+
+def application(environ, start_response):
+    q = dict(p.split('=', 1) for p in environ['QUERY_STRING'].split('&') if p)
+    name = 'big.bin' if q['kind'] == 'big' else 'blob.bin'
+    path = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'data', name)
+    if q['kind'] in ('file', 'big'):
+        f = open(path, 'rb')
+    else:
+        with open(path, 'rb') as g:
+            f = io.BytesIO(g.read())
+    f.seek(int(q.get('off', '0')))
+    headers = [('Content-Type', 'application/octet-stream')]
+    if 'cl' in q:
+        headers.append(('Content-Length', q['cl']))
+    start_response('200 OK', headers)
+    return environ['wsgi.file_wrapper'](f, int(q.get('blk', '8192')))
+"#;
+
+fn blob() -> Vec<u8> {
+    (0..200 * 1024u32).map(|i| ((i * 7 + i / 256) % 251) as u8).collect()
+}
+
+/// Processes of the server holding an open descriptor on `target`, as "pid:cmdline": (Apache
+/// parent and children, daemon processes).
+fn apache_holders(a: &Apache, target: &Path) -> (Vec<String>, Vec<String>) {
+    let mut apache = Vec::new();
+    let mut daemon = Vec::new();
+    for (pid, cmdline) in server_processes(a) {
+        let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        let holds = rd.flatten().any(|e| fs::read_link(e.path()).is_ok_and(|l| l == target));
+        if holds {
+            let who = format!("{pid}:{cmdline}");
+            if cmdline.starts_with("(wsgi:") { daemon.push(who) } else { apache.push(who) }
+        }
+    }
+    (apache, daemon)
+}
+
+#[test]
+fn file_wrapper_real_file_as_descriptor_and_bytesio() {
+    let data = blob();
+    for mpm in MPMS {
+        let b = builder(
+            mpm,
+            &[("fw.wsgi", FW_APP.to_string()), ("fw_v.wsgi", validated(FW_APP))],
+            "WSGIScriptAlias /fw_v {dir}/scripts/fw_v.wsgi\n\
+             WSGIScriptAlias /fw {dir}/scripts/fw.wsgi\n",
+        )
+        .file("data/blob.bin", &data);
+        // A 64 MiB sparse file: far more than the socket buffers hold, so the response stalls
+        // while the client does not read, with the descriptor still open wherever it is read.
+        let big = b.dir().join("data/big.bin");
+        let f = fs::File::create(&big).unwrap();
+        f.set_len(64 << 20).unwrap();
+        drop(f);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&big, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let a = b.start();
+        let cases: &[(&str, std::ops::Range<usize>, Option<usize>)] = &[
+            ("kind=file", 0..data.len(), None),
+            ("kind=file&off=1000", 1000..data.len(), None),
+            ("kind=file&off=1000&cl=5000", 1000..6000, Some(5000)),
+            ("kind=file&off=0&cl=70000&blk=4096", 0..70000, Some(70000)),
+            ("kind=bytesio", 0..data.len(), None),
+            ("kind=bytesio&off=777&blk=1000", 777..data.len(), None),
+            ("kind=bytesio&off=10&cl=3000", 10..3010, Some(3000)),
+        ];
+        for mount in ["/fw", "/fw_v"] {
+            let mut c = a.connect();
+            for (q, range, cl) in cases {
+                let r = c.send(&http_request("GET", &format!("{mount}?{q}"), &[], b""));
+                assert_eq!(r.status, 200, "[{mpm}] {mount}?{q}: {r}");
+                assert!(r.complete, "[{mpm}] {mount}?{q}: {r}");
+                assert_eq!(r.body.len(), range.len(), "[{mpm}] {mount}?{q}");
+                assert!(r.body == data[range.clone()], "[{mpm}] {mount}?{q}: wrong bytes");
+                if let Some(cl) = cl {
+                    assert_eq!(r.header("Content-Length"), Some(cl.to_string().as_str()), "[{mpm}] {mount}?{q}");
+                }
+            }
+            let r = c.send(&http_request("HEAD", &format!("{mount}?kind=file&off=5"), &[], b""));
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let r = c.send(&http_request("GET", &format!("{mount}?kind=bytesio&cl=3"), &[], b""));
+            assert_eq!(r.body, &data[..3], "[{mpm}] {mount}: stray bytes after HEAD: {r}");
+        }
+
+        // The real file goes to Apache as a descriptor: while the client does not read, an
+        // Apache process (not the daemon) holds the file open.
+        let mut c = a.connect();
+        c.write(&http_request("GET", "/fw?kind=big", &[("Connection", "close")], b""));
+        let mut buf = Vec::new();
+        assert!(read_raw_until(&c, &mut buf, b"\r\n\r\n", Duration::from_secs(10)), "[{mpm}] {buf:?}");
+        let head = String::from_utf8_lossy(&buf[..find(&buf, b"\r\n\r\n").unwrap()]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200 "), "[{mpm}] {head}");
+        let big_c = fs::canonicalize(&big).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (mut holders, mut dholders) = apache_holders(&a, &big_c);
+        while holders.is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+            (holders, dholders) = apache_holders(&a, &big_c);
+        }
+        assert!(
+            !holders.is_empty(),
+            "[{mpm}] no Apache process holds {} open during the response (daemon holders: {dholders:?}): \
+             the file was not passed as a descriptor\n{:#?}",
+            big_c.display(),
+            server_processes(&a)
+        );
+        // Now read it all: 64 MiB of zeros, complete (Content-Length or chunked framing).
+        let mut rest = Vec::new();
+        let mut s: &TcpStream = c.stream();
+        let _ = s.read_to_end(&mut rest);
+        buf.extend_from_slice(&rest);
+        let body_at = head.len() + 4;
+        if head.to_ascii_lowercase().contains("\r\ncontent-length:") {
+            assert!(head.contains("Content-Length: 67108864"), "[{mpm}] {head}");
+            assert_eq!(buf.len() - body_at, 64 << 20, "[{mpm}] big file: wrong length");
+        } else {
+            assert!(buf.len() > body_at + (64 << 20), "[{mpm}] big file cut short: {} bytes", buf.len());
+            assert!(buf.ends_with(b"\r\n0\r\n\r\n"), "[{mpm}] big file response not terminated: {head}");
+        }
+        drop(c);
+
+        let st = a.stop();
+        assert!(!st.has_crash(), "{}", st.error_log);
+        assert!(!st.error_log.contains("WSGIWarning"), "{}", st.error_log);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WSGICallableObject / callable-object= / WSGIScriptReloading Off
+// ---------------------------------------------------------------------------------------------
+
+const CO_APP: &str = r#"
+import os
+def body(environ, name, start_response):
+    b = ('%s:%s:%s' % (name, environ['mod_wsgi.callable_object'], environ['mod_wsgi.process_group'])).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
+    return [b]
+
+def myapp(environ, start_response):
+    return body(environ, 'myapp', start_response)
+
+def other(environ, start_response):
+    return body(environ, 'other', start_response)
+"#;
+
+fn reload_app(version: &str) -> String {
+    format!(
+        "import os\n\
+         VERSION = '{version}'\n\
+         def application(environ, start_response):\n\
+         \x20   b = ('%s|%s|%d' % (VERSION, environ['mod_wsgi.script_reloading'], os.getpid())).encode()\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])\n\
+         \x20   return [b]\n"
+    )
+}
+
+const DIRECTIVES_CONF: &str = "\
+WSGIScriptAlias /cloc {dir}/scripts/co.wsgi
+WSGIScriptAlias /copt {dir}/scripts/co.wsgi callable-object=other
+<Location /cloc>
+    WSGICallableObject myapp
+</Location>
+WSGIScriptAlias /reload {dir}/scripts/reload.wsgi
+WSGIScriptAlias /noreload {dir}/scripts/noreload.wsgi
+<Location /noreload>
+    WSGIScriptReloading Off
+</Location>
+";
+
+#[test]
+fn callable_object_and_script_reloading_off() {
+    for mpm in MPMS {
+        let a = server(
+            mpm,
+            &[
+                ("co.wsgi", CO_APP.to_string()),
+                ("reload.wsgi", reload_app("v1")),
+                ("noreload.wsgi", reload_app("v1")),
+            ],
+            DIRECTIVES_CONF,
+        );
+        let r = get(&a, "/cloc");
+        assert_eq!((r.status, r.text().as_str()), (200, "myapp:myapp:g"), "[{mpm}] {r}\n{}", a.error_log());
+        let r = get(&a, "/copt");
+        assert_eq!((r.status, r.text().as_str()), (200, "other:other:g"), "[{mpm}] {r}\n{}", a.error_log());
+
+        let split = |r: &Response| -> (String, String) {
+            let t = r.text();
+            let (v, pid) = t.rsplit_once('|').unwrap_or((&t, ""));
+            (v.to_string(), pid.to_string())
+        };
+
+        // WSGIScriptReloading Off: a changed script is not reloaded (checked first: reloading
+        // /reload below restarts the group's process, which would load the new file anyway).
+        let r = get(&a, "/noreload");
+        let (v, pid1) = split(&r);
+        assert_eq!(v, "v1|0", "[{mpm}] {r}\n{}", a.error_log());
+        rewrite_script(&a.dir.join("scripts/noreload.wsgi"), &reload_app("v2"));
+        for _ in 0..3 {
+            let r = get(&a, "/noreload");
+            let (v, pid) = split(&r);
+            assert_eq!(v, "v1|0", "[{mpm}] WSGIScriptReloading Off: script was reloaded: {r}\n{}", a.error_log());
+            assert_eq!(pid, pid1, "[{mpm}] WSGIScriptReloading Off: the daemon process was restarted");
+        }
+
+        // For contrast, with reloading On the same change is picked up.
+        let r = get(&a, "/reload");
+        assert_eq!(split(&r).0, "v1|1", "[{mpm}] {r}");
+        rewrite_script(&a.dir.join("scripts/reload.wsgi"), &reload_app("v2"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut r = get(&a, "/reload");
+        while split(&r).0 != "v2|1" && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+            r = get(&a, "/reload");
+        }
+        assert_eq!(split(&r).0, "v2|1", "[{mpm}] WSGIScriptReloading On: changed script not reloaded: {r}\n{}", a.error_log());
+        stop_clean(a);
+    }
+}
