@@ -57,9 +57,14 @@ pub unsafe fn pool_box<T>(p: *mut ffi::apr_pool_t, value: T) -> *mut T {
     ptr
 }
 
+/// Runs a configuration callback; a panic gives `fallback` instead of unwinding into Apache.
+fn no_unwind(fallback: *mut libc::c_void, f: impl FnOnce() -> *mut libc::c_void) -> *mut libc::c_void {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
 pub unsafe extern "C" fn create_server_config(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut libc::c_void {
     // SAFETY: Apache passes a live configuration pool.
-    unsafe { pool_box(p, ServerCfg::default()).cast() }
+    no_unwind(std::ptr::null_mut(), || unsafe { pool_box(p, ServerCfg::default()).cast() })
 }
 
 pub unsafe extern "C" fn merge_server_config(
@@ -68,19 +73,19 @@ pub unsafe extern "C" fn merge_server_config(
     add: *mut libc::c_void,
 ) -> *mut libc::c_void {
     // SAFETY: base and add are records made by create_server_config (live for the config pool).
-    unsafe {
+    no_unwind(add, || unsafe {
         let base = &*(base as *const ServerCfg);
         let add = &*(add as *const ServerCfg);
         let settings = ServerSettings::merge(&base.settings, &add.settings);
         let mut regexes = add.regexes.clone();
         regexes.extend(base.regexes.iter().copied());
         pool_box(p, ServerCfg { settings, regexes }).cast()
-    }
+    })
 }
 
 pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _dir: *mut libc::c_char) -> *mut libc::c_void {
     // SAFETY: Apache passes a live pool.
-    unsafe { pool_box(p, DirSettings::default()).cast() }
+    no_unwind(std::ptr::null_mut(), || unsafe { pool_box(p, DirSettings::default()).cast() })
 }
 
 pub unsafe extern "C" fn merge_dir_config(
@@ -90,10 +95,10 @@ pub unsafe extern "C" fn merge_dir_config(
 ) -> *mut libc::c_void {
     // SAFETY: both are records made by create_dir_config/merge_dir_config, live for their pools,
     // which outlive the merged result's pool.
-    unsafe {
+    no_unwind(add, || unsafe {
         let merged = DirSettings::merge(&*(base as *const DirSettings), &*(add as *const DirSettings));
         pool_box(p, merged).cast()
-    }
+    })
 }
 
 /// The server record of `s`.

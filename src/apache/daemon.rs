@@ -28,6 +28,14 @@ pub fn is_broken(name: &str) -> bool {
     BROKEN.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|n| n == name)
 }
 
+/// In an Apache child: closes every group's listening socket (only daemons accept on them).
+pub fn close_listeners_in_child() {
+    for g in GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        // SAFETY: the child's copy of a descriptor it must not use.
+        unsafe { libc::close(g.listen_fd) };
+    }
+}
+
 /// The runtime of the daemon group `name`, if it exists in this generation.
 pub fn find(name: &str) -> Option<Arc<GroupRuntime>> {
     GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|g| g.spec.name == name).cloned()
@@ -148,11 +156,19 @@ fn socket_dir(pconf: *mut ffi::apr_pool_t, owner: &Ids) -> Result<String, String
     let mut dir = format!("{base}.{}.d", std::process::id());
     // Leave room for "/GEN.N.sock" within the 108 bytes of a Unix socket address.
     if dir.len() > 80 {
-        let short = std::env::temp_dir().join(format!("mod_wsgi.{}.d", std::process::id()));
+        // A fresh directory with an unpredictable name (mkdtemp): nobody can have planted it.
+        let mut template = *b"/tmp/mod_wsgi.XXXXXX\0";
+        // SAFETY: mkdtemp rewrites the X's of our NUL-terminated buffer in place.
+        let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+        if made.is_null() {
+            return Err(format!("cannot create a socket directory under /tmp: {}", std::io::Error::last_os_error()));
+        }
+        let short = String::from_utf8_lossy(&template[..template.len() - 1]).into_owned();
+        // SAFETY: ap_server_conf is set before any hook runs.
         log::log_server(unsafe { ffi::ap_server_conf }, ffi::APLOG_INFO, &format!(
-            "the socket directory '{dir}' is too long for Unix socket paths; using '{}' instead (set WSGISocketPrefix to choose)", short.display()
+            "the socket directory '{dir}' is too long for Unix socket paths; using '{short}' instead (set WSGISocketPrefix to choose)"
         ));
-        dir = short.to_string_lossy().into_owned();
+        dir = short;
     }
     let cdir = c(&dir);
     // SAFETY: mkdir/chown/chmod on a path we own.
@@ -210,7 +226,10 @@ fn fork_manager(index: usize) -> Option<libc::pid_t> {
                 }
             }
         }
-        manager::manager_main(rt);
+        // A panic must never unwind back into the Apache code this process was forked from.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| manager::manager_main(rt)));
+        // SAFETY: leaving the forked child without running Apache's exit handlers.
+        unsafe { libc::_exit(1) };
     }
     if pid < 0 {
         // SAFETY: ap_server_conf is valid in the parent after configuration.
@@ -297,10 +316,15 @@ unsafe extern "C" fn stop_managers(_data: *mut libc::c_void) -> ffi::apr_status_
         let groups = std::mem::take(&mut *GROUPS.lock().unwrap_or_else(|e| e.into_inner()));
         for g in groups {
             let path = c(&g.socket_path);
-            // SAFETY: closing our listening socket and removing its path.
+            // SAFETY: closing our listening socket and removing its path and (if now empty) its
+            // directory.
             unsafe {
                 libc::close(g.listen_fd);
                 libc::unlink(path.as_ptr());
+                if let Some(dir) = std::path::Path::new(&g.socket_path).parent() {
+                    let d = c(&dir.to_string_lossy());
+                    libc::rmdir(d.as_ptr());
+                }
             }
         }
     });

@@ -97,6 +97,7 @@ pub unsafe extern "C" fn pre_mpm(_p: *mut ffi::apr_pool_t, _sb: ffi::ap_scoreboa
 pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
         log::install();
+        super::daemon::close_listeners_in_child();
         let global = with_global(|g| g.clone());
         if global.restrict_embedded {
             return;

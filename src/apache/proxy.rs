@@ -34,11 +34,41 @@ fn put_idle(path: &str, s: Conn) {
     }
 }
 
+/// A blocking connect that gives up after `timeout` (a full listen backlog would otherwise block
+/// without limit); writes on the connection get the same limit.
+fn connect_timeout(path: &str, timeout: Duration) -> std::io::Result<UnixStream> {
+    use std::os::fd::FromRawFd;
+    if path.len() >= 108 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "socket path too long"));
+    }
+    // SAFETY: plain socket syscalls on a descriptor we own (closed on every error path, or owned
+    // by the returned UnixStream); the address is built within sockaddr_un's size.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let tv = libc::timeval { tv_sec: timeout.as_secs() as libc::time_t, tv_usec: timeout.subsec_micros() as libc::suseconds_t };
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&raw const tv).cast(), std::mem::size_of::<libc::timeval>() as u32);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (i, b) in path.bytes().enumerate() {
+            addr.sun_path[i] = b as libc::c_char;
+        }
+        if libc::connect(fd, (&raw const addr).cast(), std::mem::size_of::<libc::sockaddr_un>() as u32) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+        Ok(UnixStream::from_raw_fd(fd))
+    }
+}
+
 /// Connects and greets; retries while the group is starting or its backlog is full.
 fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
     let mut last;
     loop {
-        match UnixStream::connect(&rt.socket_path) {
+        match connect_timeout(&rt.socket_path, deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) {
             Ok(mut s) => {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
                 let hello = Frame::Hello { version: protocol::VERSION, secret: rt.secret.to_vec() };
@@ -75,7 +105,10 @@ enum Relay {
     /// The daemon failed before the head: nothing was sent to the client.
     Lost(String),
     ClientGone,
-    Timeout,
+    /// The application failed mid-response; the daemon said so and the response was cut.
+    Aborted,
+    /// No answer within socket-timeout; whether the head was relayed.
+    Timeout(bool),
 }
 
 fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay {
@@ -87,10 +120,10 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
         let (frame, fd) = match c.r.next(&c.s) {
             Ok(Some(x)) => x,
             Ok(None) if !any => return Relay::Stale,
-            Ok(None) => return if head_sent { Relay::Cut } else { Relay::Lost("the daemon process closed the connection before answering".into()) },
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Relay::Timeout,
+            Ok(None) => return if head_sent { io.abort(); Relay::Cut } else { Relay::Lost("the daemon process closed the connection before answering".into()) },
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Relay::Timeout(head_sent),
             Err(e) if !any && matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => return Relay::Stale,
-            Err(e) => return if head_sent { Relay::Cut } else { Relay::Lost(format!("connection to the daemon process failed: {e}")) },
+            Err(e) => return if head_sent { io.abort(); Relay::Cut } else { Relay::Lost(format!("connection to the daemon process failed: {e}")) },
         };
         match frame {
             Frame::Started => {
@@ -103,7 +136,7 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
         }
         match frame {
             Frame::ReadBody { max } => {
-                let mut buf = vec![0u8; max.min(protocol::MAX_FRAME as u32 / 2) as usize];
+                let mut buf = vec![0u8; max.min(256 * 1024) as usize];
                 let reply = match io.read_body(&mut buf) {
                     Ok(0) => Frame::BodyEnd,
                     Ok(n) => {
@@ -117,6 +150,12 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
                 }
             }
             Frame::Head { code, status, headers } => {
+                // The daemon runs application code, maybe as another user: check what it sends.
+                let valid = crate::wsgi::validate::status(&status).ok() == Some(code)
+                    && headers.iter().all(|(k, v)| crate::wsgi::validate::header_name(k).is_ok() && crate::wsgi::validate::header_value(k, v).is_ok());
+                if !valid {
+                    return Relay::Lost(format!("the daemon sent an invalid response head ({status:?})"));
+                }
                 if io.send_head(&ResponseHead { code, status, headers }).is_err() {
                     return Relay::ClientGone;
                 }
@@ -125,15 +164,26 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
             Frame::Data { flush, data } => match io.write_body(&data, flush) {
                 Ok(()) => {}
                 Err(IoError::ClientGone(_)) => return Relay::ClientGone,
-                Err(_) => return Relay::Cut,
+                Err(_) => {
+                    io.abort();
+                    return Relay::Cut;
+                }
             },
             Frame::File { offset, len } => {
                 let Some(fd) = fd else { return Relay::Lost("a file record arrived without its descriptor".into()) };
+                // SAFETY: fstat writes into our zeroed buffer; fd is a descriptor we own.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                let regular = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG;
+                if !regular || offset.checked_add(len).is_none_or(|end| end > st.st_size as u64) {
+                    return if head_sent { io.abort(); Relay::Cut } else { Relay::Lost("the daemon passed a descriptor that is not a regular file of the announced size".into()) };
+                }
                 match io.send_file(fd.as_raw_fd(), offset, len) {
                     Ok(true) => {}
-                    Ok(false) => return Relay::Cut,
                     Err(IoError::ClientGone(_)) => return Relay::ClientGone,
-                    Err(_) => return Relay::Cut,
+                    Ok(false) | Err(_) => {
+                        io.abort();
+                        return Relay::Cut;
+                    }
                 }
             }
             Frame::End(kind) => {
@@ -144,7 +194,7 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
             }
             Frame::Abort(_) => {
                 io.abort();
-                return Relay::Cut;
+                return Relay::Aborted;
             }
             Frame::Refused(m) => return Relay::Lost(format!("the daemon refused the request: {m}")),
             other => return Relay::Lost(format!("protocol error: unexpected {other:?}")),
@@ -198,13 +248,15 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
             }
             Relay::Cut => {
                 io.log(Severity::Error, &format!("{}: daemon process of group '{name}' failed after the response head was sent for '{}'; the response was cut short", codes::DAEMON_DIED, req.script));
-                io.abort();
                 return super::ffi::OK;
             }
-            Relay::ClientGone => return super::ffi::OK,
-            Relay::Timeout => {
+            Relay::ClientGone | Relay::Aborted => return super::ffi::OK,
+            Relay::Timeout(head_sent) => {
                 io.log(Severity::Error, &format!("{}: timeout after {}s waiting for daemon process group '{name}' (socket-timeout) for '{}'", codes::DAEMON_DIED, socket_timeout.as_secs(), req.script));
-                io.abort();
+                if head_sent {
+                    io.abort();
+                    return super::ffi::OK;
+                }
                 return super::ffi::HTTP_GATEWAY_TIME_OUT;
             }
         }

@@ -45,6 +45,9 @@ fn status_error(op: &str, rv: ffi::apr_status_t) -> IoError {
         || rv == libc::ETIMEDOUT
         || rv == ffi::AP_FILTER_ERROR;
     let text = format!("{op}: {msg} (status {rv})");
+    if rv == libc::ENOSPC {
+        return IoError::TooLarge(format!("{op}: the request body exceeds LimitRequestBody"));
+    }
     if gone { IoError::ClientGone(text) } else { IoError::Other(text) }
 }
 
@@ -212,6 +215,10 @@ impl RequestIo for ApacheIo {
         }
         self.pending += PASS_AT / 2;
         Ok(true)
+    }
+
+    fn may_block(&self, len: usize) -> bool {
+        self.pending + len >= PASS_AT
     }
 
     fn abort(&mut self) {

@@ -115,7 +115,7 @@ impl RequestIo for DaemonIo {
 
     fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), IoError> {
         // Large blocks go in several frames so no frame exceeds the limit.
-        for piece in data.chunks(protocol::MAX_FRAME / 2) {
+        for piece in data.chunks(256 * 1024) {
             self.send(&Frame::Data { flush, data: piece.to_vec() }, flush)?;
         }
         Ok(())
@@ -143,6 +143,10 @@ impl RequestIo for DaemonIo {
 
     fn flush_pending(&mut self) -> Result<(), IoError> {
         self.write_out()
+    }
+
+    fn may_block(&self, len: usize) -> bool {
+        self.out.len() + len + 16 >= BATCH
     }
 
     fn header_only(&self) -> bool {

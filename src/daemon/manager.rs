@@ -93,7 +93,10 @@ fn spawn(rt: &Arc<GroupRuntime>, notify_w: RawFd, notify_r: RawFd) -> Option<lib
     if pid == 0 {
         // SAFETY: closing our copy of the manager's read end.
         unsafe { libc::close(notify_r) };
-        worker::worker_main(rt.clone(), notify_w);
+        // A panic must never unwind back into the manager's loop in this process.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker::worker_main(rt.clone(), notify_w)));
+        // SAFETY: leaving the forked child without running exit handlers.
+        unsafe { libc::_exit(1) };
     }
     if pid < 0 {
         tracing::error!(target: "wsgi", "daemon process group '{}' cannot fork a process: {}", rt.spec.name, std::io::Error::last_os_error());

@@ -35,6 +35,7 @@ pub fn install_signals() {
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_term as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
         libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
@@ -143,6 +144,10 @@ impl Dispatcher {
             if token == LISTEN {
                 // SAFETY: accept4 on our listening socket; the new descriptor is owned below.
                 let fd = unsafe { libc::accept4(self.listen_fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+                if fd < 0 && matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                    tracing::warn!(target: "wsgi", "daemon process {} is out of file descriptors; waiting before accepting more connections", std::process::id());
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 let _ = self.arm(self.listen_fd, LISTEN, libc::EPOLL_CTL_MOD);
                 if fd >= 0 {
                     // SAFETY: fd is a fresh connected socket we own.
@@ -199,7 +204,8 @@ fn greet(rt: &GroupRuntime, c: &mut Conn) -> bool {
             false
         }
     };
-    let _ = c.stream.set_read_timeout(None);
+    // A peer that stops half-way through a record must not hold a thread forever.
+    let _ = c.stream.set_read_timeout(Some(rt.spec.socket_timeout.unwrap_or(Duration::from_secs(300))));
     if ok {
         c.greeted = protocol::write_frame(&mut c.stream, &Frame::HelloOk).is_ok();
     } else {
@@ -239,7 +245,14 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
     st.active.fetch_add(1, Ordering::SeqCst);
     st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, Instant::now());
 
-    let keep = run_request(rt, c, &req);
+    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, c, &req))) {
+        Ok(k) => k,
+        Err(_) => {
+            tracing::error!(target: "wsgi", "{}: internal error while running a request for '{}'; the daemon process restarts", crate::codes::INTERNAL_PANIC, req.script);
+            st.drain(RestartReason::Shutdown);
+            false
+        }
+    };
 
     st.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq);
     *st.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -322,7 +335,7 @@ fn request_thread(rt: Arc<GroupRuntime>, st: Arc<State>, d: Arc<Dispatcher>) {
 /// Logs the Python stack of every thread (for a request that timed out).
 fn dump_stacks() {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let spawned = std::thread::Builder::new().name("wsgi-stacks".into()).spawn(move || {
         interp::ensure_thread_state();
         let lines = Python::attach(|py| -> PyResult<Vec<String>> {
             let frames = py.import("sys")?.call_method0("_current_frames")?;
@@ -338,6 +351,10 @@ fn dump_stacks() {
         });
         let _ = tx.send(lines);
     });
+    if spawned.is_err() {
+        tracing::error!(target: "wsgi", "{}: cannot start a thread to log the Python stacks", crate::codes::REQUEST_TIMEOUT);
+        return;
+    }
     match rx.recv_timeout(Duration::from_secs(3)) {
         Ok(Ok(lines)) => {
             for l in lines {
@@ -405,6 +422,16 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
             unsafe { libc::_exit(3) }
         }
     };
+    // Request threads (and the threads they start) leave SIGTERM/SIGINT to the main thread.
+    // SAFETY: pthread_sigmask on this thread with a set we build; restored after spawning.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+    }
     let mut handles = Vec::new();
     for i in 0..spec.threads.max(1) {
         let (rt, st, d) = (rt.clone(), st.clone(), d.clone());
@@ -417,6 +444,8 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
             Err(e) => tracing::error!(target: "wsgi", "daemon process '{}' cannot start request thread {i}: {e}", spec.name),
         }
     }
+    // SAFETY: restores this thread's mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     let limits = Limits {
         maximum_requests: spec.maximum_requests,
         restart_interval: spec.restart_interval,

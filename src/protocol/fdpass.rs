@@ -4,26 +4,37 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
+/// Control-message space for one descriptor, aligned as `struct cmsghdr` requires.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 64]);
+
 /// Sends `bytes` with `fd` attached. All of `bytes` is written (the descriptor with the first
 /// byte).
 pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<()> {
+    // SAFETY: CMSG_SPACE is a pure size computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
+    let mut cbuf = CmsgBuf([0; 64]);
     let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
     // SAFETY: msghdr points at our iovec and control buffer, both alive for the call; the
-    // CMSG macros only compute addresses inside cbuf, which is CMSG_SPACE bytes long.
+    // control buffer is 8-byte aligned (as cmsghdr needs) and at least CMSG_SPACE bytes long, and
+    // the CMSG macros only compute addresses inside it.
     let sent = unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_control = cbuf.0.as_mut_ptr().cast();
         msg.msg_controllen = space;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
         (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
-        libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+        loop {
+            let n = libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
+            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break n;
+            }
+        }
     };
     if sent < 0 {
         return Err(io::Error::last_os_error());
@@ -38,8 +49,9 @@ pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<()
 
 /// Receives exactly `buf.len()` bytes, returning a descriptor if one came with them.
 pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Option<OwnedFd>> {
+    // SAFETY: CMSG_SPACE is a pure size computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
+    let mut cbuf = CmsgBuf([0; 64]);
     let mut got = 0;
     let mut fd = None;
     while got < buf.len() {
@@ -49,7 +61,7 @@ pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Option<Owne
             let mut msg: libc::msghdr = std::mem::zeroed();
             msg.msg_iov = &mut iov;
             msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_control = cbuf.0.as_mut_ptr().cast();
             msg.msg_controllen = space;
             let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
             if n > 0 {
@@ -104,6 +116,12 @@ impl FrameReader {
             match super::decode(&self.buf[self.start..self.end]) {
                 Ok((f, used)) => {
                     self.start += used;
+                    if self.start == self.end && self.buf.len() > 256 * 1024 {
+                        // A large frame went through: give the memory back.
+                        self.buf = vec![0; 64 * 1024];
+                        self.start = 0;
+                        self.end = 0;
+                    }
                     let fd = if matches!(f, super::Frame::File { .. }) { self.fds.pop_front() } else { None };
                     return Ok(Some((f, fd)));
                 }
@@ -144,9 +162,9 @@ impl FrameReader {
 
 /// One recvmsg: some bytes (0 at end of stream) and a descriptor if one came with them.
 fn recv_some(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    // SAFETY: CMSG_SPACE is a pure size computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = [0u8; 64];
-    debug_assert!(space <= cbuf.len());
+    let mut cbuf = CmsgBuf([0; 64]);
     loop {
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
         let mut fd = None;
@@ -156,7 +174,7 @@ fn recv_some(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<Own
             let mut msg: libc::msghdr = std::mem::zeroed();
             msg.msg_iov = &mut iov;
             msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_control = cbuf.0.as_mut_ptr().cast();
             msg.msg_controllen = space;
             let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
             if n > 0 {

@@ -121,8 +121,12 @@ pub fn application<'py>(
                     tracing::info!(target: "wsgi", "{verb} Python script file '{path}' (pid {}).", std::process::id());
                     match execute(py, path) {
                         Ok(m) => {
-                            let mut g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-                            g.get_or_insert_with(HashMap::new).insert(path.to_string(), Loaded { module: m.clone_ref(py), mtime });
+                            let old = {
+                                let mut g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+                                g.get_or_insert_with(HashMap::new).insert(path.to_string(), Loaded { module: m.clone_ref(py), mtime })
+                            };
+                            // Dropping the old module may run Python code: never under the lock.
+                            drop(old);
                             m
                         }
                         Err(e) => {

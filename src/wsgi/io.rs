@@ -64,6 +64,12 @@ pub trait RequestIo: Send {
     /// Sends `len` bytes of an open file from `offset` without copying through Python.
     /// Returns `Ok(false)` when the server cannot do that, so the caller falls back to reads.
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<bool, IoError>;
+    /// Whether writing `len` more bytes (without a flush) may block on the network, so that the
+    /// caller releases the GIL first.
+    fn may_block(&self, len: usize) -> bool {
+        let _ = len;
+        true
+    }
     /// Ends the response so that the client can tell it is incomplete (a chunked body is left
     /// unterminated, the connection is closed). Used when the application fails mid-body.
     fn abort(&mut self);

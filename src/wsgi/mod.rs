@@ -28,6 +28,18 @@ pub struct Call<'a> {
 /// Returns the outcome and the server-side I/O object (so the server can finish the request).
 pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dyn RequestIo>) -> (Outcome, Option<Box<dyn RequestIo>>) {
     let core = Core::new(io);
+    // Should anything below unwind, the request still ends here: no Python object (nor
+    // sys.stdout on this thread) may keep reaching the server's request afterwards.
+    struct EndOnUnwind(Core);
+    impl Drop for EndOnUnwind {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                errors::clear_current();
+                self.0.finish();
+            }
+        }
+    }
+    let _end = EndOnUnwind(core.clone());
     let errors = match Py::new(py, errors::Errors::new(core.clone())) {
         Ok(e) => e,
         Err(e) => {

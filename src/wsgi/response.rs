@@ -67,7 +67,8 @@ fn send(py: Python<'_>, core: &Core, data: &[u8], flush: bool) -> Result<(), Sto
         }
         s.io.write_body(&data[..n], flush)
     };
-    let r = if flush || data.len() >= DETACH_THRESHOLD { py.detach(work) } else { work() };
+    let blocking = flush || data.len() >= DETACH_THRESHOLD || core.with(|s| s.io.may_block(data.len())).unwrap_or(true);
+    let r = if blocking { py.detach(work) } else { work() };
     r.map_err(Stop::Io)
 }
 
@@ -203,7 +204,10 @@ pub fn run(py: Python<'_>, app: &Bound<'_, PyAny>, environ: &Bound<'_, PyDict>, 
     };
     let sent = consume(py, core, &result);
     let mut outcome = match sent {
-        Ok(()) => finish_head(core),
+        Ok(()) => {
+            let c = core.clone();
+            py.detach(move || finish_head(&c))
+        }
         Err(stop) => failed(py, core, script, stop),
     };
     // close() exactly once, whatever happened above.
@@ -272,12 +276,15 @@ fn io_outcome(s: &mut super::core::CoreState, e: IoError) -> Outcome {
 fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
     let head_sent = core.with(|s| s.response.head_sent).unwrap_or(true);
     match stop {
-        Stop::Io(e) => core.with(|s| io_outcome(s, e)).unwrap_or(Outcome::Failed),
+        Stop::Io(e) => {
+            let c = core.clone();
+            py.detach(move || c.with(|s| io_outcome(s, e)).unwrap_or(Outcome::Failed))
+        }
         Stop::BadItem(what) => {
             let after = if head_sent { "; the response was cut short" } else { "" };
             core.log(Severity::Error, &format!("{}: bad response from WSGI script '{script}': {what}{after}", codes::BAD_BODY_ITEM));
             if head_sent {
-                let _ = core.with(|s| s.io.abort());
+                { let c = core.clone(); py.detach(move || { let _ = c.with(|s| s.io.abort()); }); }
                 Outcome::Cut
             } else {
                 Outcome::Failed
@@ -304,7 +311,7 @@ fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
                 log_exception(py, core, code, &headline, &e);
             }
             if head_sent {
-                let _ = core.with(|s| s.io.abort());
+                { let c = core.clone(); py.detach(move || { let _ = c.with(|s| s.io.abort()); }); }
                 Outcome::Cut
             } else {
                 Outcome::Failed
