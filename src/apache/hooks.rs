@@ -410,6 +410,7 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
             }
         }
         interp::ensure_thread_state();
+        let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
         let outcome = Python::attach(|py| {
             let app = match scripts::application(py, &script, mtime, eff.script_reloading, &callable) {
                 Ok(app) => app,
@@ -425,8 +426,15 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 }
             };
             let io = ApacheIo::new(r, eff.enable_sendfile);
-            wsgi::serve(py, &app, &call, Box::new(io)).0
+            let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
+            finishing = io;
+            outcome
         });
+        if outcome == wsgi::Outcome::Complete {
+            if let Some(mut io) = finishing {
+                let _ = io.finish();
+            }
+        }
         match outcome {
             wsgi::Outcome::Failed => ffi::HTTP_INTERNAL_SERVER_ERROR,
             _ => ffi::OK,

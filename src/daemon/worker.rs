@@ -284,12 +284,11 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
     };
     let _ = rt;
     interp::ensure_thread_state();
+    let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
     let outcome = Python::attach(|py| match scripts::application(py, &req.script, req.mtime, false, &req.callable) {
         Ok(app) => {
             let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
-            if let Some(mut io) = io {
-                let _ = py.detach(move || io.flush_pending());
-            }
+            finishing = io;
             Some(outcome)
         }
         Err(scripts::LoadError::Failed(lines)) => {
@@ -303,6 +302,10 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
             None
         }
     });
+    // Outside Python: push out the batched records.
+    if let Some(mut io) = finishing {
+        let _ = if outcome == Some(wsgi::Outcome::Complete) { io.finish() } else { io.flush_pending() };
+    }
     let (broken, aborted) = flags.get();
     if broken {
         return false;

@@ -25,7 +25,8 @@ pub struct Call<'a> {
 }
 
 /// Serves one request: builds environ, runs the application, sends the response, calls close().
-/// Returns the outcome and the server-side I/O object (so the server can finish the request).
+/// Returns the outcome and the server-side I/O object: on [`Outcome::Complete`] the caller
+/// calls [`RequestIo::finish`] on it once the GIL is released.
 pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dyn RequestIo>) -> (Outcome, Option<Box<dyn RequestIo>>) {
     let core = Core::new(io);
     // Should anything below unwind, the request still ends here: no Python object (nor
@@ -60,11 +61,7 @@ pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dy
         }
     };
     errors.get().flush_pending();
-    let mut io = core.finish().map(|s| s.io);
-    if outcome == Outcome::Complete {
-        if let Some(io) = io.as_mut() {
-            let _ = py.detach(|| io.finish());
-        }
-    }
-    (outcome, io)
+    // The caller ends the response (RequestIo::finish) after leaving Python, so that a request
+    // takes the GIL once.
+    (outcome, core.finish().map(|s| s.io))
 }
