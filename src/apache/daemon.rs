@@ -277,6 +277,7 @@ unsafe extern "C" fn maintenance(reason: libc::c_int, data: *mut libc::c_void, s
                     return;
                 }
                 let name = GROUPS.lock().unwrap_or_else(|e| e.into_inner()).get(w.index).map(|g| g.spec.name.clone()).unwrap_or_default();
+                // SAFETY: ap_server_conf is set before any hook or callback runs.
                 log::log_server(unsafe { ffi::ap_server_conf }, ffi::APLOG_WARNING, &format!("{}: the manager of daemon process group '{name}' (pid {}) exited (status {status}); starting it again", codes::DAEMON_EXITED, w.proc_.pid));
                 if let Some(pid) = fork_manager(w.index) {
                     // SAFETY: pool is pconf, still live (we are not stopping).
@@ -353,6 +354,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
                 specs.push(d.clone());
             }
         }
+        // SAFETY: cur is a live server_rec; `next` links the virtual hosts (null at the end).
         cur = unsafe { (*cur).next };
     }
     if specs.is_empty() {

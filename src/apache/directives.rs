@@ -45,6 +45,7 @@ unsafe fn server_scope_only(cmd: *mut ffi::cmd_parms) -> Result<(), String> {
     if err.is_null() {
         return Ok(());
     }
+    // SAFETY: cmd is the live cmd_parms of this directive call.
     let name = unsafe { directive_name(cmd) };
     Err(format!(
         "{name} cannot be used inside <Directory>, <Location>, <Files>, <Proxy> or <Limit>: move it to the server level or directly into the <VirtualHost>"
@@ -58,6 +59,7 @@ unsafe fn main_config_only(cmd: *mut ffi::cmd_parms) -> Result<(), String> {
     if err.is_null() {
         return Ok(());
     }
+    // SAFETY: cmd is the live cmd_parms of this directive call.
     let name = unsafe { directive_name(cmd) };
     Err(format!("{name} can only be used in the main server configuration, not inside <VirtualHost> or a section: move it to the top level"))
 }
@@ -126,6 +128,8 @@ unsafe fn dir_setting(
     }
 }
 
+// SAFETY (the four handlers below): Apache calls them with the live cmd_parms of the directive,
+// our DirSettings record as `m` (directory-context directives) and a NUL-terminated argument.
 pub unsafe extern "C" fn process_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
     unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.process_group = Some(conf::parse_process_group(v)?))) }
 }

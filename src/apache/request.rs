@@ -24,10 +24,10 @@ pub struct ApacheIo {
 /// Output collected beyond this is passed on without waiting for more.
 const PASS_AT: usize = 64 * 1024;
 
-// SAFETY: the request_rec is only ever used by the one thread that runs the request (the adapter
-// may call us with the GIL released, but from that same thread, and always under the request's
-// lock). Apache keeps the request and its pool alive until the handler returns, and the adapter
-// drops this object before then.
+// SAFETY: every use goes through the request's `Core` mutex, so calls are serialised even if an
+// application hands wsgi.input to another thread. Apache keeps the request and its pool alive
+// until the handler returns, and `wsgi::serve` takes this object out of the `Core` before it
+// returns (also when unwinding), so no Python object can reach it afterwards.
 unsafe impl Send for ApacheIo {}
 
 fn status_error(op: &str, rv: ffi::apr_status_t) -> IoError {

@@ -154,9 +154,11 @@ pub fn manager_main(rt: Arc<GroupRuntime>) -> ! {
     let mut slots: Vec<Slot> = (0..spec.processes.max(1)).map(|_| Slot { pid: None, started: now, failures: 0, respawn_at: Some(now) }).collect();
     // Processes that asked to be replaced and are draining: pid -> slot.
     let mut retiring: HashMap<libc::pid_t, usize> = HashMap::new();
+    // SAFETY: getppid has no preconditions.
     let parent = unsafe { libc::getppid() };
 
     loop {
+        // SAFETY: getppid has no preconditions. A new parent means Apache is gone.
         if SHUTDOWN.load(Ordering::SeqCst) || unsafe { libc::getppid() } != parent {
             break;
         }

@@ -173,6 +173,7 @@ impl Dispatcher {
 
 /// The uid of the process at the other end of `s`.
 fn peer_uid(s: &UnixStream) -> Option<(u32, i32)> {
+    // SAFETY: ucred is plain old data; all-zero is a valid value.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most len bytes into cred.
