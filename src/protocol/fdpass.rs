@@ -49,44 +49,17 @@ pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<()
 
 /// Receives exactly `buf.len()` bytes, returning a descriptor if one came with them.
 pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Option<OwnedFd>> {
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = CmsgBuf([0; 64]);
     let mut got = 0;
     let mut fd = None;
     while got < buf.len() {
-        let mut iov = libc::iovec { iov_base: buf[got..].as_mut_ptr().cast(), iov_len: buf.len() - got };
-        // SAFETY: as in send_with_fd; a received descriptor is owned by us from here on.
-        let n = unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.0.as_mut_ptr().cast();
-            msg.msg_controllen = space;
-            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n > 0 {
-                let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-                while !cmsg.is_null() {
-                    if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                        let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
-                        fd = Some(OwnedFd::from_raw_fd(raw));
-                    }
-                    cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-                }
-            }
-            n
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
+        let (n, f) = recv_some(sock, &mut buf[got..])?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection"));
         }
-        got += n as usize;
+        if f.is_some() {
+            fd = f;
+        }
+        got += n;
     }
     Ok(fd)
 }
