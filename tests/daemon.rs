@@ -328,3 +328,32 @@ fn graceful_restart_replaces_daemon_processes() {
         assert!(!stopped.has_crash(), "{mpm:?}: {}", stopped.error_log);
     }
 }
+
+#[test]
+fn atexit_functions_run_when_a_daemon_process_is_replaced() {
+    let b = ApacheBuilder::new().log_level("warn wsgi:info");
+    let marker = b.dir().join("tmp/atexit.log");
+    let a = b
+        .script(
+            "app.wsgi",
+            &format!(
+                "import atexit, os\natexit.register(lambda: open({:?}, 'a').write('exit %d\\n' % os.getpid()))\n{HELLO}",
+                marker.to_string_lossy()
+            ),
+        )
+        .conf(scripts_dir())
+        .conf("WSGIDaemonProcess g processes=1 threads=2")
+        .conf("WSGIScriptAlias /app {dir}/scripts/app.wsgi process-group=g")
+        .start();
+    assert_eq!(a.get("/app").body, b"Hello World!");
+    let script = a.dir.join("scripts/app.wsgi");
+    let src = std::fs::read_to_string(&script).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&script, src).unwrap();
+    assert_eq!(a.get("/app").body, b"Hello World!", "served by the new process after the touch");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&marker).unwrap_or_default().starts_with("exit ") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(std::fs::read_to_string(&marker).unwrap_or_default().starts_with("exit "), "{}", a.error_log());
+}

@@ -314,3 +314,35 @@ fn graceful_restart_under_light_load_keeps_serving() {
         assert!(!stopped.has_crash(), "{mpm:?}: {}", stopped.error_log);
     }
 }
+
+#[test]
+fn atexit_functions_run_when_a_child_exits() {
+    for mpm in [Mpm::Event, Mpm::Prefork] {
+        let b = ApacheBuilder::new().mpm(mpm);
+        // Outside the test directory, which the harness removes when Apache stops.
+        let marker = std::env::temp_dir().join(format!("mod_wsgi-atexit-{}-{mpm:?}.log", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let a = b
+            .script(
+                "app.wsgi",
+                &format!(
+                    "import atexit, os\natexit.register(lambda: open({:?}, 'a').write('exit %d\\n' % os.getpid()))\n{HELLO}",
+                    marker.to_string_lossy()
+                ),
+            )
+            .conf("WSGIScriptAlias /app {dir}/scripts/app.wsgi\n<Directory {dir}/scripts>\n  Require all granted\n</Directory>")
+            .start();
+        assert_eq!(a.get("/app").body, b"Hello World!");
+        let stopped = a.stop();
+        assert!(!stopped.has_crash(), "{mpm:?}: {}", stopped.error_log);
+        // A child may finish its clean-up just after the parent has gone.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut log = String::new();
+        while !log.starts_with("exit ") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            log = std::fs::read_to_string(&marker).unwrap_or_default();
+        }
+        let _ = std::fs::remove_file(&marker);
+        assert!(log.starts_with("exit "), "{mpm:?}: atexit did not run at child exit: {log:?}");
+    }
+}

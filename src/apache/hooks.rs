@@ -94,7 +94,14 @@ pub unsafe extern "C" fn pre_mpm(_p: *mut ffi::apr_pool_t, _sb: ffi::ap_scoreboa
     })
 }
 
-pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> ffi::apr_status_t {
+    guard("child exit", 0, || {
+        interp::run_exit_hooks();
+        0
+    })
+}
+
+pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
         log::install();
         super::daemon::close_listeners_in_child();
@@ -118,6 +125,8 @@ pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::serve
             python_path: global.python_path.clone(),
             process: Some(info),
         };
+        // SAFETY: registering a cleanup on the live child pool; it runs when the child exits.
+        unsafe { ffi::apr_pool_cleanup_register(p, std::ptr::null(), Some(child_exit), Some(ffi::apr_pool_cleanup_null)) };
         if let Err(e) = interp::initialize(&opts) {
             let hint = if global.python_home.is_some() {
                 "; check that WSGIPythonHome names a Python 3.11 installation or virtualenv readable by the Apache user"

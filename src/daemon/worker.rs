@@ -508,6 +508,8 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         tracing::warn!(target: "wsgi", "Daemon process '{}' (pid {}) exiting with {left} request(s) still running after {}s.", spec.name, std::process::id(), grace.as_secs());
     } else {
         tracing::info!(target: "wsgi", "Daemon process '{}' (pid {}) exiting after {} request(s).", spec.name, std::process::id(), st.served.load(Ordering::SeqCst));
+        // Nothing runs Python any more: the application's atexit functions may run.
+        interp::run_exit_hooks();
     }
     // SAFETY: leave at once: request threads may be blocked in Python or in the dispatcher.
     unsafe { libc::_exit(0) }

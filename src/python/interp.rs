@@ -135,6 +135,20 @@ fn init_inner(opts: &InitOptions) -> Result<(), String> {
     setup.map_err(|e| format!("Python started but its setup failed: {e}"))
 }
 
+/// Runs the functions registered with `atexit`, as a process shuts down (mod_wsgi does the same);
+/// errors are logged, never raised.
+pub fn run_exit_hooks() {
+    if !matches!(status(), Some(Ok(()))) {
+        return;
+    }
+    ensure_thread_state();
+    Python::attach(|py| {
+        if let Err(e) = py.import("atexit").and_then(|m| m.call_method0("_run_exitfuncs")) {
+            tracing::error!(target: "wsgi", "atexit functions raised: {e}");
+        }
+    });
+}
+
 thread_local! {
     static HAS_TSTATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
