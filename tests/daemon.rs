@@ -357,3 +357,32 @@ fn atexit_functions_run_when_a_daemon_process_is_replaced() {
     }
     assert!(std::fs::read_to_string(&marker).unwrap_or_default().starts_with("exit "), "{}", a.error_log());
 }
+
+#[test]
+fn import_script_preloads_at_process_start() {
+    let a = ApacheBuilder::new()
+        .log_level("warn wsgi:info")
+        .script("pid.wsgi", PID_APP)
+        .script("hello.wsgi", HELLO)
+        .conf(scripts_dir())
+        .conf("WSGIDaemonProcess g processes=1 threads=2")
+        .conf("WSGIImportScript {dir}/scripts/pid.wsgi process-group=g application-group=%{GLOBAL}")
+        .conf("WSGIImportScript {dir}/scripts/hello.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}")
+        .conf("WSGIScriptAlias /pid {dir}/scripts/pid.wsgi process-group=g")
+        .conf("WSGIScriptAlias /hello {dir}/scripts/hello.wsgi")
+        .start();
+    // Loaded before any request: in the daemon process and in the Apache children.
+    assert!(a.wait_log("Loading Python script file", Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(300));
+    let log = a.error_log();
+    assert!(log.contains("scripts/pid.wsgi"), "{log}");
+    assert!(log.contains("scripts/hello.wsgi"), "{log}");
+    let first = a.get("/pid").text();
+    for _ in 0..5 {
+        assert_eq!(a.get("/pid").text(), first, "the preloaded script is the one serving: no reload, no restart");
+        assert_eq!(a.get("/hello").text(), "Hello World!");
+    }
+    let log = a.error_log();
+    assert!(!log.contains("restarting"), "{log}");
+    assert_eq!(log.matches("pid.wsgi' (pid").count(), 1, "loaded once: {log}");
+}

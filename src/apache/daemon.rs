@@ -395,6 +395,13 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             return;
         }
         log::log_server(s, ffi::APLOG_INFO, &format!("Daemon process group '{}' listens on '{path}'.", spec.name));
+        let imports: Vec<String> = with_global(|g| {
+            g.imports
+                .iter()
+                .filter(|i| matches!(&i.process_group, crate::config::GroupSpec::Named(n) if *n == spec.name))
+                .map(|i| i.script.clone())
+                .collect()
+        });
         groups.push(Arc::new(GroupRuntime {
             spec,
             listen_fd: fd,
@@ -409,6 +416,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
                 ffi::AP_SERVER_MINORVERSION_NUMBER as u32,
                 ffi::AP_SERVER_PATCHLEVEL_NUMBER as u32,
             ),
+            imports,
         }));
     }
     let n = groups.len();

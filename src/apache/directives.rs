@@ -195,6 +195,20 @@ pub unsafe extern "C" fn global_setting(cmd: *mut ffi::cmd_parms, _m: *mut c_voi
     }
 }
 
+pub unsafe extern "C" fn import_script(cmd: *mut ffi::cmd_parms, _m: *mut c_void, args: *const c_char) -> *const c_char {
+    // SAFETY: as script_alias.
+    unsafe {
+        let raw = arg_str(args);
+        let r = guarded(|| {
+            server_scope_only(cmd)?;
+            let imp = conf::parse_import_script(raw)?;
+            with_global(|g| g.imports.push(imp));
+            Ok(())
+        });
+        result(cmd, r)
+    }
+}
+
 /// Directives accepted so that existing configurations load, not implemented yet: each one used
 /// is named once in a startup warning.
 pub unsafe extern "C" fn accepted(cmd: *mut ffi::cmd_parms, _m: *mut c_void, _args: *const c_char) -> *const c_char {

@@ -134,6 +134,21 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
                 ""
             };
             log::log_server(s, ffi::APLOG_ERR, &format!("{}: cannot initialise Python in process {}: {e}{hint}", codes::PYTHON_INIT_FAILED, std::process::id()));
+        } else {
+            let embedded: Vec<String> = global
+                .imports
+                .iter()
+                .filter(|i| i.process_group == conf::GroupSpec::Global)
+                .map(|i| i.script.clone())
+                .collect();
+            if !embedded.is_empty() {
+                interp::ensure_thread_state();
+                Python::attach(|py| {
+                    for path in &embedded {
+                        scripts::preload(py, path);
+                    }
+                });
+            }
         }
     })
 }

@@ -39,10 +39,10 @@ macro_rules! accepted {
     ($($name:literal),* $(,)?) => { [$(raw($name, d::accepted, ANYWHERE, c"accepted for compatibility (not implemented yet)")),*] };
 }
 
-const ACCEPTED: [command_rec; 35] = accepted![
+const ACCEPTED: [command_rec; 34] = accepted![
     c"WSGIPythonOptimize", c"WSGIDontWriteBytecode", c"WSGIPythonWarnings", c"WSGIPythonHashSeed",
     c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictStdin", c"WSGIRestrictStdout",
-    c"WSGIRestrictSignal", c"WSGIImportScript", c"WSGIDispatchScript", c"WSGITrustedProxies",
+    c"WSGIRestrictSignal", c"WSGIDispatchScript", c"WSGITrustedProxies",
     c"WSGITrustedProxyHeaders", c"WSGIAccessScript", c"WSGIAuthUserScript", c"WSGIAuthGroupScript",
     c"WSGIHandlerScript", c"WSGISocketRotation", c"WSGIAcceptMutex", c"WSGIDestroyInterpreter",
     c"WSGIPerInterpreterGIL", c"WSGIFreeThreading", c"WSGICaseSensitivity", c"WSGIRestrictProcess",
@@ -51,7 +51,8 @@ const ACCEPTED: [command_rec; 35] = accepted![
     c"WSGITelemetryEndpoint", c"WSGIMaxRequestBodySize", c"WSGIStartupTimeout",
 ];
 
-const MAIN: [command_rec; 17] = [
+const MAIN: [command_rec; 18] = [
+    raw(c"WSGIImportScript", d::import_script, SERVER, c"/path/to/script.wsgi process-group=NAME application-group=NAME"),
     raw(c"WSGIScriptAlias", d::script_alias, SERVER, c"URL-path /absolute/path/to/script.wsgi [options]"),
     raw(c"WSGIScriptAliasMatch", d::script_alias, SERVER, c"regex /absolute/path/to/script.wsgi [options]"),
     raw(c"WSGIDaemonProcess", d::daemon_process, SERVER, c"name [option=value ...]"),

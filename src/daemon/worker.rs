@@ -406,6 +406,14 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         // SAFETY: exiting without running Apache's or Python's exit handlers.
         unsafe { libc::_exit(3) };
     }
+    if !rt.imports.is_empty() {
+        interp::ensure_thread_state();
+        Python::attach(|py| {
+            for path in &rt.imports {
+                scripts::preload(py, path);
+            }
+        });
+    }
     let now = Instant::now();
     let st = Arc::new(State {
         draining: AtomicBool::new(false),

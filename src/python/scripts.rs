@@ -92,6 +92,30 @@ fn execute(py: Python<'_>, path: &str) -> PyResult<Py<PyModule>> {
     Ok(module.unbind())
 }
 
+/// A file's modification time in microseconds, as Apache reports it (`apr_finfo_t.mtime`).
+pub fn file_mtime(path: &str) -> Option<i64> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(m.mtime() * 1_000_000 + m.mtime_nsec() / 1_000)
+}
+
+/// WSGIImportScript: loads a script at process start, before any request. Failures are logged
+/// (the script is tried again by the first request that needs it).
+pub fn preload(py: Python<'_>, path: &str) {
+    let Some(mtime) = file_mtime(path) else {
+        tracing::error!(target: "wsgi", "{}: WSGIImportScript '{path}' cannot be read", codes::SCRIPT_MISSING);
+        return;
+    };
+    match application(py, path, mtime, true, "\0") {
+        Ok(_) | Err(LoadError::NoCallable(_)) => {}
+        Err(LoadError::Failed(lines)) => {
+            for l in lines {
+                tracing::error!(target: "wsgi", "{l}");
+            }
+        }
+    }
+}
+
 /// The mtime a script was loaded with in this process, if it was loaded.
 pub fn loaded_mtime(path: &str) -> Option<i64> {
     LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?.get(path).map(|l| l.mtime)
