@@ -169,9 +169,11 @@ class Server:
 
 
 def parse_latency(s):
-    m = re.match(r'([\d.]+)(us|ms|s)', s)
+    m = re.match(r'([\d.]+)(us|ms|s|m)$', s)
+    if not m:
+        return float('nan')
     v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == 'us' else (v if unit == 'ms' else v * 1000)
+    return {'us': v / 1000, 'ms': v, 's': v * 1000, 'm': v * 60000}[unit]
 
 
 def wrk(url, duration, connections, script=None):
@@ -179,8 +181,12 @@ def wrk(url, duration, connections, script=None):
     if script:
         cmd[4:4] = ['-s', script]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
-    rps = float(re.search(r'Requests/sec:\s+([\d.]+)', out).group(1))
-    p99 = parse_latency(re.search(r'99%\s+(\S+)', out).group(1))
+    m = re.search(r'Requests/sec:\s+([\d.]+)', out)
+    if not m:
+        raise SystemExit('wrk failed on %s:\n%s' % (url, out))
+    rps = float(m.group(1))
+    m = re.search(r'99%\s+(\S+)', out)
+    p99 = parse_latency(m.group(1)) if m else float('nan')
     errors = sum(int(x) for x in re.findall(r'(?:connect|read|write|timeout) (\d+)', out))
     non2xx = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
     return {'rps': rps, 'p99': p99, 'errors': errors + (int(non2xx.group(1)) if non2xx else 0)}
@@ -233,6 +239,7 @@ def main():
                 t = threading.Thread(target=sample)
                 t.start()
                 r = wrk(srv.url(path), d, conns, script)
+                print('%-45s %-9s %8.0f req/s  p99 %.2f ms' % (name, who, r['rps'], r['p99']), file=sys.stderr)
                 done.set()
                 t.join()
                 r['rss_growth_mib'] = (peak[0] - rss_before) / 1024

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::apps::*;
 use common::*;
 use std::collections::HashMap;
 use std::fs;
@@ -12,132 +13,25 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const MPMS: [Mpm; 2] = [Mpm::Event, Mpm::Prefork];
 
 // ---------------------------------------------------------------------------------------------
-// Local helpers
+// Local helpers (the applications and helpers shared with tests/pep3333.rs are in
+// tests/common/apps.rs)
 // ---------------------------------------------------------------------------------------------
-
-const SCRIPTS_DIR: &str = "<Directory {dir}/scripts>\n    Require all granted\n</Directory>\n";
 
 /// The daemon group every test's applications run in, unless a mount says otherwise.
 const DAEMON: &str = "WSGIDaemonProcess g processes=1 threads=4\nWSGIProcessGroup g\n";
 
-/// The same application source wrapped in `wsgiref.validate.validator` (see tests/pep3333.rs).
-fn validated(src: &str) -> String {
-    format!(
-        "VALIDATED = True\n{src}\n\n\
-         import warnings as _warnings\n\
-         from wsgiref.validate import validator as _validator, WSGIWarning as _WSGIWarning\n\
-         _warnings.simplefilter('error', _WSGIWarning)\n\
-         application = _validator(application)\n"
-    )
-}
-
-fn builder(mpm: Mpm, scripts: &[(&str, String)], conf: &str) -> ApacheBuilder {
-    let mut b = ApacheBuilder::new().mpm(mpm);
-    for (name, src) in scripts {
-        b = b.script(name, src);
-    }
-    b.conf(DAEMON).conf(conf).conf(SCRIPTS_DIR)
+fn builder(mpm: Mpm, scripts: &[(impl AsRef<str>, impl AsRef<str>)], conf: &str) -> ApacheBuilder {
+    scripts_builder(mpm, scripts).conf(DAEMON).conf(conf).conf(SCRIPTS_DIR)
 }
 
 /// An Apache with our module for `mpm`, the given scripts and configuration, and group `g`.
-fn server(mpm: Mpm, scripts: &[(&str, String)], conf: &str) -> Apache {
+fn server(mpm: Mpm, scripts: &[(impl AsRef<str>, impl AsRef<str>)], conf: &str) -> Apache {
     builder(mpm, scripts, conf).start()
-}
-
-fn get(a: &Apache, path: &str) -> Response {
-    a.get(path)
-}
-
-/// Error-log lines written since byte offset `mark` that contain `needle`.
-fn new_lines_with(a: &Apache, mark: usize, needle: &str) -> Vec<String> {
-    let log = a.error_log();
-    let tail = if mark <= log.len() { &log[mark..] } else { &log[..] };
-    tail.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
-}
-
-/// Waits (up to 10 s) until at least `n` new lines contain `needle`, then lets the log settle
-/// briefly and returns all such new lines.
-fn wait_new_lines(a: &Apache, mark: usize, needle: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if new_lines_with(a, mark, needle).len() >= n || Instant::now() > deadline {
-            thread::sleep(Duration::from_millis(300));
-            return new_lines_with(a, mark, needle);
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn log_mark(a: &Apache) -> usize {
-    a.error_log().len()
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads from the connection's socket (bypassing the harness' buffered reader, which must not
-/// have been used yet) until `needle` is in `buf`, EOF, or `timeout`. Returns whether found.
-fn read_raw_until(c: &Conn, buf: &mut Vec<u8>, needle: &[u8], timeout: Duration) -> bool {
-    let mut s: &TcpStream = c.stream();
-    let deadline = Instant::now() + timeout;
-    let mut chunk = vec![0u8; 64 * 1024];
-    let found = loop {
-        if find(buf, needle).is_some() {
-            break true;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(5))));
-        match s.read(&mut chunk) {
-            Ok(0) => break find(buf, needle).is_some(),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => break find(buf, needle).is_some(),
-        }
-    };
-    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
-    found
-}
-
-fn parse_env(r: &Response) -> HashMap<String, String> {
-    r.text()
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn env_get<'a>(env: &'a HashMap<String, String>, key: &str) -> &'a str {
-    env.get(key).map(String::as_str).unwrap_or("<missing>")
-}
-
-/// Polls a file the application writes (in `{dir}/tmp`) until `pred` holds on its contents.
-fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = fs::read_to_string(path).unwrap_or_default();
-        if pred(&s) || Instant::now() > deadline {
-            return s;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Rewrites a script and gives it an mtime clearly different from the old one.
-fn rewrite_script(path: &Path, src: &str) {
-    fs::write(path, src).unwrap();
-    let f = fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
 }
 
 fn stop_clean(a: Apache) {
@@ -150,37 +44,6 @@ fn stop_clean(a: Apache) {
 // environ
 // ---------------------------------------------------------------------------------------------
 
-const ENV_APP: &str = r#"
-VALIDATED = globals().get('VALIDATED', False)
-import os
-
-def show(v):
-    if v is None or isinstance(v, (str, bool, int, float, tuple)):
-        return repr(v)
-    return '<%s>' % type(v).__name__
-
-def application(environ, start_response):
-    lines = ['%s\t%s' % (k, show(v)) for k, v in sorted(environ.items())]
-    inp = environ['wsgi.input']
-    err = environ['wsgi.errors']
-    lines.append('@validated\t%r' % VALIDATED)
-    lines.append('@pid\t%d' % os.getpid())
-    lines.append('@input_api\t%r' % all(callable(getattr(inp, m, None))
-                                         for m in ('read', 'readline', 'readlines', '__iter__')))
-    lines.append('@errors_api\t%r' % all(callable(getattr(err, m, None))
-                                          for m in ('write', 'writelines', 'flush')))
-    lines.append('@file_wrapper_callable\t%r' % callable(environ['wsgi.file_wrapper']))
-    lines.append('@keys_are_str\t%r' % all(type(k) is str for k in environ))
-    lines.append('@cgi_values_are_str\t%r' % all(type(v) is str for k, v in environ.items() if '.' not in k))
-    lines.append('@multithread_is_bool\t%r' % (type(environ['wsgi.multithread']) is bool))
-    lines.append('@multiprocess_is_bool\t%r' % (type(environ['wsgi.multiprocess']) is bool))
-    lines.append('@run_once_is_bool\t%r' % (type(environ['wsgi.run_once']) is bool))
-    body = ('\n'.join(lines) + '\n').encode('utf-8')
-    start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8'),
-                              ('Content-Length', str(len(body)))])
-    return [body]
-"#;
-
 /// `g` (processes=1 threads=4): multithread, and multiprocess because processes= is given.
 /// `gnp` (threads=4, no processes=): multithread, not multiprocess.
 /// `g2` (processes=2 threads=1): multiprocess, not multithread.
@@ -192,21 +55,6 @@ WSGIScriptAlias /env_np {dir}/scripts/env.wsgi process-group=gnp
 WSGIScriptAlias /env_2 {dir}/scripts/env.wsgi process-group=g2
 WSGIScriptAlias /env {dir}/scripts/env.wsgi
 ";
-
-fn env_request(path: &str, port: u16) -> Vec<u8> {
-    let mut r = format!(
-        "GET {path} HTTP/1.1\r\n\
-         Host: localhost:{port}\r\n\
-         X-Under_score: dropped\r\n\
-         Proxy: http://evil.example/\r\n\
-         Authorization: Basic dXNlcjpwYXNz\r\n\
-         X-Good-Header: good\r\n"
-    )
-    .into_bytes();
-    r.extend_from_slice(b"X-Latin: caf\xe9\r\n");
-    r.extend_from_slice(b"Connection: close\r\n\r\n");
-    r
-}
 
 struct EnvWant<'a> {
     mount: &'a str,
@@ -327,7 +175,7 @@ fn environ_in_daemon_groups() {
     for mpm in MPMS {
         let a = server(
             mpm,
-            &[("env.wsgi", ENV_APP.to_string()), ("env_v.wsgi", validated(ENV_APP))],
+            &plain_and_validated("env", &env_app(true)),
             ENV_CONF,
         );
         let wants = [
@@ -369,109 +217,8 @@ fn environ_in_daemon_groups() {
 // wsgi.input
 // ---------------------------------------------------------------------------------------------
 
-const INPUT_APP: &str = r#"
-VALIDATED = globals().get('VALIDATED', False)
-import os
-
-def record(environ, name, msg):
-    d = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'tmp')
-    with open(os.path.join(d, name), 'a') as f:
-        f.write(msg + '\n')
-
-def application(environ, start_response):
-    inp = environ['wsgi.input']
-    op = environ.get('QUERY_STRING', '')
-    if op == 'all':
-        result = inp.read(-1) if VALIDATED else inp.read()
-    elif op == 'n':
-        result = [inp.read(5), inp.read(1), inp.read(0), inp.read(12), inp.read(1000), inp.read(10)]
-    elif op == 'line':
-        result = [inp.readline() for _ in range(6)]
-    elif op == 'linen':
-        result = [inp.readline(3), inp.readline(100), inp.readline(4), inp.readline(),
-                  inp.readline(-1), inp.readline(5), inp.readline(0), inp.readline()]
-    elif op == 'lines':
-        result = inp.readlines()
-    elif op == 'lineshint':
-        result = [inp.readlines(8), inp.readlines()]
-    elif op == 'iter':
-        result = list(inp)
-    elif op == 'mixed':
-        result = [inp.read(2), inp.readline(), inp.readline(7), list(inp)]
-    elif op == 'big':
-        import hashlib
-        h = hashlib.sha256()
-        n = 0
-        while True:
-            d = inp.read(65536)
-            if not d:
-                break
-            n += len(d)
-            h.update(d)
-        result = (n, h.hexdigest())
-    elif op == 'stream':
-        first = inp.readline()
-        record(environ, 'stream.log', 'first %r' % first)
-        result = [first, inp.read(100)]
-    elif op == 'none':
-        result = 'not read'
-    elif op == 'gone':
-        n = 0
-        try:
-            while True:
-                d = inp.read(100)
-                if not d:
-                    record(environ, 'gone.log', 'eof after %d' % n)
-                    break
-                n += len(d)
-        except Exception as e:
-            record(environ, 'gone.log', 'raised %s oserror=%s after %d' % (type(e).__name__, isinstance(e, OSError), n))
-            raise
-        result = n
-    else:
-        result = 'unknown op %r' % op
-    body = ('%r|CL=%r' % (result, environ.get('CONTENT_LENGTH'))).encode()
-    if 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', ''):
-        body += ('|TERM=%r' % environ.get('wsgi.input_terminated')).encode()
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
-    return [body]
-"#;
-
-const INPUT_CONF: &str = "\
-WSGIScriptAlias /input_v {dir}/scripts/input_v.wsgi
-WSGIScriptAlias /input_c {dir}/scripts/input.wsgi
-WSGIScriptAlias /input_l {dir}/scripts/input.wsgi
-WSGIScriptAlias /input {dir}/scripts/input.wsgi
-<Location /input_c>
-    WSGIChunkedRequest On
-</Location>
-<Location /input_l>
-    LimitRequestBody 10
-</Location>
-";
-
-const BODY: &[u8] = b"line1\nline2 is longer\n\nline4 no newline";
-
-const INPUT_OPS: &[(&str, &str)] = &[
-    ("n", r"[b'line1', b'\n', b'', b'line2 is lon', b'ger\n\nline4 no newline', b'']"),
-    ("line", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline', b'', b'']"),
-    (
-        "linen",
-        r"[b'lin', b'e1\n', b'line', b'2 is longer\n', b'\n', b'line4', b'', b' no newline']",
-    ),
-    ("lines", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline']"),
-    ("lineshint", r"[[b'line1\n', b'line2 is longer\n'], [b'\n', b'line4 no newline']]"),
-    ("iter", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline']"),
-    ("mixed", r"[b'li', b'ne1\n', b'line2 i', [b's longer\n', b'\n', b'line4 no newline']]"),
-    ("all", r"b'line1\nline2 is longer\n\nline4 no newline'"),
-];
-
 fn input_server(mpm: Mpm) -> Apache {
-    server(
-        mpm,
-        &[("input.wsgi", INPUT_APP.to_string()), ("input_v.wsgi", validated(INPUT_APP))],
-        INPUT_CONF,
-    )
+    server(mpm, &plain_and_validated("input", INPUT_APP), INPUT_CONF)
 }
 
 #[test]
@@ -607,37 +354,10 @@ fn expect_100_continue_sent_on_first_read() {
 // wsgi.errors, print()
 // ---------------------------------------------------------------------------------------------
 
-const ERRORS_APP: &str = r#"
-import sys
-
-def application(environ, start_response):
-    mode, _, tag = environ['QUERY_STRING'].partition('-')
-    err = environ['wsgi.errors']
-    if mode == 'lines':
-        print('stdout-line-%s' % tag)
-        print('stderr-line-%s' % tag, file=sys.stderr)
-        err.write('errors-line-%s\n' % tag)
-        err.writelines(['wl1-%s\n' % tag, 'wl2-%s\n' % tag])
-        err.write('multi-a-%s\nmulti-b-%s\n' % (tag, tag))
-        err.write('split-')
-        err.write('%s\n' % tag)
-    elif mode == 'perr':
-        err.write('partial-errors-%s' % tag)
-    elif mode == 'pout':
-        sys.stdout.write('partial-stdout-%s' % tag)
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
-    return [b'ok']
-"#;
-
 #[test]
 fn errors_and_print_go_to_error_log_with_client() {
     for mpm in MPMS {
-        let a = server(
-            mpm,
-            &[("errs.wsgi", ERRORS_APP.to_string()), ("errs_v.wsgi", validated(ERRORS_APP))],
-            "WSGIScriptAlias /errs_v {dir}/scripts/errs_v.wsgi\n\
-             WSGIScriptAlias /errs {dir}/scripts/errs.wsgi\n",
-        );
+        let a = server(mpm, &plain_and_validated("errs", ERRORS_APP), &plain_and_validated_mounts("errs"));
         for mount in ["/errs", "/errs_v"] {
             let tag = format!("{}{}", mpm.name(), mount.replace('/', "_"));
             for q in [format!("lines-{tag}"), format!("perr-{tag}"), format!("pout-{tag}"), format!("lines-after{tag}")] {
@@ -675,90 +395,10 @@ fn errors_and_print_go_to_error_log_with_client() {
 // start_response
 // ---------------------------------------------------------------------------------------------
 
-const SR_APP: &str = r#"
-VALIDATED = globals().get('VALIDATED', False)
-import sys
-
-CT = ('Content-Type', 'text/plain')
-
-def replace_after_empty(start_response):
-    start_response('200 OK', [CT, ('X-First', '1')])
-    yield b''
-    try:
-        raise ValueError('replace-late')
-    except ValueError:
-        start_response('202 Replaced', [CT, ('X-Second', '1')], sys.exc_info())
-    yield b'replaced-late'
-
-def reraise_after_sent(start_response):
-    start_response('200 OK', [CT])
-    yield b'first;'
-    try:
-        raise KeyError('after-sent')
-    except KeyError:
-        start_response('500 Late', [CT], sys.exc_info())
-    yield b'never'
-
-def application(environ, start_response):
-    case = environ['QUERY_STRING']
-    if case == 'bad_status':
-        start_response('abc', [CT])
-        return [b'x']
-    if case == 'bytes_status':
-        start_response(b'200 OK', [CT])
-        return [b'x']
-    if case == 'nl_value':
-        start_response('200 OK', [CT, ('X-Bad', 'a\nb')])
-        return [b'x']
-    if case == 'space_name':
-        start_response('200 OK', [CT, ('X Bad', 'v')])
-        return [b'x']
-    if case == 'tuple_headers':
-        start_response('200 OK', (CT,))
-        return [b'x']
-    if case == 'second':
-        start_response('200 OK', [CT, ('X-Call', 'first')])
-        try:
-            start_response('201 Created', [CT, ('X-Call', 'second')])
-            msg = 'second call accepted'
-        except Exception as e:
-            msg = 'raised %s' % type(e).__name__
-        return [msg.encode()]
-    if case == 'replace':
-        start_response('200 OK', [CT, ('X-First', '1')])
-        try:
-            raise ValueError('replace-me')
-        except ValueError:
-            start_response('202 Replaced', [CT, ('X-Second', '1')], sys.exc_info())
-        return [b'replaced']
-    if case == 'replace_late':
-        return replace_after_empty(start_response)
-    if case == 'reraise':
-        return reraise_after_sent(start_response)
-    if case == 'write':
-        write = start_response('200 OK', [CT])
-        write(b'hello ')
-        write(b'world')
-        if VALIDATED:
-            return [b' validated']
-        try:
-            write('a str')
-            return [b' accepted-str']
-        except TypeError:
-            return [b' caught:TypeError']
-    start_response('404 Not Found', [CT])
-    return [b'unknown case']
-"#;
-
 #[test]
 fn start_response_validation_exc_info_and_write() {
     for mpm in MPMS {
-        let a = server(
-            mpm,
-            &[("sr.wsgi", SR_APP.to_string()), ("sr_v.wsgi", validated(SR_APP))],
-            "WSGIScriptAlias /sr_v {dir}/scripts/sr_v.wsgi\n\
-             WSGIScriptAlias /sr {dir}/scripts/sr.wsgi\n",
-        );
+        let a = server(mpm, &plain_and_validated("sr", &sr_app(false)), &plain_and_validated_mounts("sr"));
 
         // Bad values: 500 and exactly one WR0106 line naming the value, no traceback.
         for (case, names) in [
@@ -819,76 +459,8 @@ fn start_response_validation_exc_info_and_write() {
 // Output
 // ---------------------------------------------------------------------------------------------
 
-const OUT_APP: &str = r#"
-VALIDATED = globals().get('VALIDATED', False)
-import time
-
-CT = ('Content-Type', 'text/plain')
-
-def gen(start_response, items, headers=None):
-    start_response('200 OK', [CT] + (headers or []))
-    for it in items:
-        if it == 'SLEEP':
-            time.sleep(1.0)
-        elif it == 'RAISE':
-            raise ValueError('boom-after-headers')
-        elif it == 'STR':
-            yield 'a str item'
-        else:
-            yield it
-
-def raise_before_first_block(start_response):
-    start_response('200 OK', [CT])
-    raise ValueError('boom-in-generator-before-body')
-    yield b'never'
-
-def application(environ, start_response):
-    case = environ['QUERY_STRING']
-    if case == 'cl_exact':
-        start_response('200 OK', [CT, ('Content-Length', '5')])
-        return [b'he', b'', b'llo']
-    if case == 'cl_excess':
-        start_response('200 OK', [CT, ('Content-Length', '5')])
-        return [b'hello', b' world']
-    if case == 'cl_short':
-        start_response('200 OK', [CT, ('Content-Length', '100')])
-        return [b'short']
-    if case == 'stream':
-        return gen(start_response, [b'a;', b'b;', b'c;'])
-    if case == 'slow':
-        return gen(start_response, [b'first-block', 'SLEEP', b'second-block'])
-    if case == 'cookies':
-        start_response('200 OK', [CT, ('Set-Cookie', 'a=1; Path=/'), ('X-Other', 'x'),
-                                  ('Set-Cookie', 'b=2; HttpOnly'), ('Content-Length', '2')])
-        return [b'ok']
-    if case == '204':
-        start_response('204 No Content', [])
-        return [b'body-of-204']
-    if case == '304':
-        start_response('304 Not Modified', [])
-        return [b'body-of-304']
-    if case == 'str_before':
-        start_response('200 OK', [CT])
-        return ['a str item']
-    if case == 'str_after':
-        return gen(start_response, [b'ok;', 'STR', b'never'])
-    if case == 'exc_before':
-        raise ValueError('boom-before-headers')
-    if case == 'exc_before_gen':
-        return raise_before_first_block(start_response)
-    if case == 'exc_after':
-        return gen(start_response, [b'partial;', 'RAISE', b'never'])
-    start_response('404 Not Found', [CT])
-    return [b'unknown case']
-"#;
-
 fn out_server(mpm: Mpm) -> Apache {
-    server(
-        mpm,
-        &[("out.wsgi", OUT_APP.to_string()), ("out_v.wsgi", validated(OUT_APP))],
-        "WSGIScriptAlias /out_v {dir}/scripts/out_v.wsgi\n\
-         WSGIScriptAlias /out {dir}/scripts/out.wsgi\n",
-    )
+    server(mpm, &plain_and_validated("out", &out_app(true)), &plain_and_validated_mounts("out"))
 }
 
 #[test]
@@ -1041,44 +613,6 @@ fn bad_items_and_exceptions_before_and_after_headers() {
 // close()
 // ---------------------------------------------------------------------------------------------
 
-const CLOSE_APP: &str = r#"
-import os, time
-
-class Body:
-    def __init__(self, environ, rid, n, size, delay, fail_at):
-        self.environ, self.rid, self.n, self.delay, self.fail_at = environ, rid, n, delay, fail_at
-        self.block = b'x' * size
-        self.count = 0
-    def __iter__(self):
-        return self
-    def __next__(self):
-        if self.count == self.fail_at:
-            raise ValueError('iteration-boom')
-        if self.count >= self.n:
-            raise StopIteration
-        self.count += 1
-        if self.delay:
-            time.sleep(self.delay)
-        return self.block
-    def close(self):
-        d = os.path.join(os.path.dirname(self.environ['SCRIPT_FILENAME']), '..', 'tmp')
-        with open(os.path.join(d, 'close.log'), 'a') as f:
-            f.write('close %s %d\n' % (self.rid, self.count))
-
-def application(environ, start_response):
-    case, _, rid = environ['QUERY_STRING'].partition('-')
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    if case == 'ok':
-        return Body(environ, rid, 3, 10, 0, -1)
-    if case == 'excbefore':
-        return Body(environ, rid, 3, 10, 0, 0)
-    if case == 'excafter':
-        return Body(environ, rid, 3, 10, 0, 2)
-    if case == 'slow':
-        return Body(environ, rid, 400, 65536, 0.01, -1)
-    raise ValueError('unknown case')
-"#;
-
 #[test]
 fn close_called_exactly_once_incl_client_disconnect() {
     for mpm in MPMS {
@@ -1124,30 +658,6 @@ fn close_called_exactly_once_incl_client_disconnect() {
 // wsgi.file_wrapper
 // ---------------------------------------------------------------------------------------------
 
-const FW_APP: &str = r#"
-import io, os
-
-def application(environ, start_response):
-    q = dict(p.split('=', 1) for p in environ['QUERY_STRING'].split('&') if p)
-    name = 'big.bin' if q['kind'] == 'big' else 'blob.bin'
-    path = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'data', name)
-    if q['kind'] in ('file', 'big'):
-        f = open(path, 'rb')
-    else:
-        with open(path, 'rb') as g:
-            f = io.BytesIO(g.read())
-    f.seek(int(q.get('off', '0')))
-    headers = [('Content-Type', 'application/octet-stream')]
-    if 'cl' in q:
-        headers.append(('Content-Length', q['cl']))
-    start_response('200 OK', headers)
-    return environ['wsgi.file_wrapper'](f, int(q.get('blk', '8192')))
-"#;
-
-fn blob() -> Vec<u8> {
-    (0..200 * 1024u32).map(|i| ((i * 7 + i / 256) % 251) as u8).collect()
-}
-
 /// Processes of the server holding an open descriptor on `target`, as "pid:cmdline": (Apache
 /// parent and children, daemon processes).
 fn apache_holders(a: &Apache, target: &Path) -> (Vec<String>, Vec<String>) {
@@ -1168,13 +678,8 @@ fn apache_holders(a: &Apache, target: &Path) -> (Vec<String>, Vec<String>) {
 fn file_wrapper_real_file_as_descriptor_and_bytesio() {
     let data = blob();
     for mpm in MPMS {
-        let b = builder(
-            mpm,
-            &[("fw.wsgi", FW_APP.to_string()), ("fw_v.wsgi", validated(FW_APP))],
-            "WSGIScriptAlias /fw_v {dir}/scripts/fw_v.wsgi\n\
-             WSGIScriptAlias /fw {dir}/scripts/fw.wsgi\n",
-        )
-        .file("data/blob.bin", &data);
+        let b = builder(mpm, &plain_and_validated("fw", &fw_app(true)), &plain_and_validated_mounts("fw"))
+            .file("data/blob.bin", &data);
         // A 64 MiB sparse file: far more than the socket buffers hold, so the response stalls
         // while the client does not read, with the descriptor still open wherever it is read.
         let big = b.dir().join("data/big.bin");
@@ -1260,55 +765,17 @@ fn file_wrapper_real_file_as_descriptor_and_bytesio() {
 // WSGICallableObject / callable-object= / WSGIScriptReloading Off
 // ---------------------------------------------------------------------------------------------
 
-const CO_APP: &str = r#"
-import os
-def body(environ, name, start_response):
-    b = ('%s:%s:%s' % (name, environ['mod_wsgi.callable_object'], environ['mod_wsgi.process_group'])).encode()
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
-    return [b]
-
-def myapp(environ, start_response):
-    return body(environ, 'myapp', start_response)
-
-def other(environ, start_response):
-    return body(environ, 'other', start_response)
-"#;
-
-fn reload_app(version: &str) -> String {
-    format!(
-        "import os\n\
-         VERSION = '{version}'\n\
-         def application(environ, start_response):\n\
-         \x20   b = ('%s|%s|%d' % (VERSION, environ['mod_wsgi.script_reloading'], os.getpid())).encode()\n\
-         \x20   start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])\n\
-         \x20   return [b]\n"
-    )
-}
-
-const DIRECTIVES_CONF: &str = "\
-WSGIScriptAlias /cloc {dir}/scripts/co.wsgi
-WSGIScriptAlias /copt {dir}/scripts/co.wsgi callable-object=other
-<Location /cloc>
-    WSGICallableObject myapp
-</Location>
-WSGIScriptAlias /reload {dir}/scripts/reload.wsgi
-WSGIScriptAlias /noreload {dir}/scripts/noreload.wsgi
-<Location /noreload>
-    WSGIScriptReloading Off
-</Location>
-";
-
 #[test]
 fn callable_object_and_script_reloading_off() {
     for mpm in MPMS {
         let a = server(
             mpm,
             &[
-                ("co.wsgi", CO_APP.to_string()),
-                ("reload.wsgi", reload_app("v1")),
-                ("noreload.wsgi", reload_app("v1")),
+                ("co.wsgi", co_app(true)),
+                ("reload.wsgi", reload_app("v1", true)),
+                ("noreload.wsgi", reload_app("v1", true)),
             ],
-            DIRECTIVES_CONF,
+            CALLABLE_AND_RELOAD_CONF,
         );
         let r = get(&a, "/cloc");
         assert_eq!((r.status, r.text().as_str()), (200, "myapp:myapp:g"), "[{mpm}] {r}\n{}", a.error_log());
@@ -1326,7 +793,7 @@ fn callable_object_and_script_reloading_off() {
         let r = get(&a, "/noreload");
         let (v, pid1) = split(&r);
         assert_eq!(v, "v1|0", "[{mpm}] {r}\n{}", a.error_log());
-        rewrite_script(&a.dir.join("scripts/noreload.wsgi"), &reload_app("v2"));
+        rewrite_script(&a.dir.join("scripts/noreload.wsgi"), &reload_app("v2", true));
         for _ in 0..3 {
             let r = get(&a, "/noreload");
             let (v, pid) = split(&r);
@@ -1337,7 +804,7 @@ fn callable_object_and_script_reloading_off() {
         // For contrast, with reloading On the same change is picked up.
         let r = get(&a, "/reload");
         assert_eq!(split(&r).0, "v1|1", "[{mpm}] {r}");
-        rewrite_script(&a.dir.join("scripts/reload.wsgi"), &reload_app("v2"));
+        rewrite_script(&a.dir.join("scripts/reload.wsgi"), &reload_app("v2", true));
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut r = get(&a, "/reload");
         while split(&r).0 != "v2|1" && Instant::now() < deadline {

@@ -5,167 +5,26 @@
 
 mod common;
 
+use common::apps::*;
 use common::*;
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
-use std::net::TcpStream;
-use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
-// Local helpers
+// Local helpers (the applications and helpers shared with tests/daemon_pep3333.rs are in
+// tests/common/apps.rs)
 // ---------------------------------------------------------------------------------------------
-
-const SCRIPTS_DIR: &str = "<Directory {dir}/scripts>\n    Require all granted\n</Directory>\n";
-
-/// The same application source wrapped in `wsgiref.validate.validator`. The source reads the
-/// module global `VALIDATED` to avoid calls the validator itself forbids (such as `read()`
-/// without a size, or `write(str)`, which it asserts against before our code sees them).
-fn validated(src: &str) -> String {
-    format!(
-        "VALIDATED = True\n{src}\n\n\
-         import warnings as _warnings\n\
-         from wsgiref.validate import validator as _validator, WSGIWarning as _WSGIWarning\n\
-         _warnings.simplefilter('error', _WSGIWarning)\n\
-         application = _validator(application)\n"
-    )
-}
 
 /// An Apache with our module for `mpm`, the given scripts and configuration.
-fn server(mpm: Mpm, scripts: &[(&str, String)], conf: &str) -> Apache {
-    let mut b = ApacheBuilder::new().mpm(mpm);
-    for (name, src) in scripts {
-        b = b.script(name, src);
-    }
-    b.conf(conf).conf(SCRIPTS_DIR).start()
-}
-
-fn get(a: &Apache, path: &str) -> Response {
-    a.get(path)
-}
-
-/// Error-log lines written since byte offset `mark` that contain `needle`.
-fn new_lines_with(a: &Apache, mark: usize, needle: &str) -> Vec<String> {
-    let log = a.error_log();
-    let tail = if mark <= log.len() { &log[mark..] } else { &log[..] };
-    tail.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
-}
-
-/// Waits (up to 10 s) until at least `n` new lines contain `needle`, then lets the log settle
-/// briefly and returns all such new lines.
-fn wait_new_lines(a: &Apache, mark: usize, needle: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if new_lines_with(a, mark, needle).len() >= n || Instant::now() > deadline {
-            thread::sleep(Duration::from_millis(300));
-            return new_lines_with(a, mark, needle);
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn log_mark(a: &Apache) -> usize {
-    a.error_log().len()
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads from the connection's socket (bypassing the harness' buffered reader, which must not
-/// have been used yet) until `needle` is in `buf`, EOF, or `timeout`. Returns whether found.
-fn read_raw_until(c: &Conn, buf: &mut Vec<u8>, needle: &[u8], timeout: Duration) -> bool {
-    let mut s: &TcpStream = c.stream();
-    let deadline = Instant::now() + timeout;
-    let mut chunk = vec![0u8; 64 * 1024];
-    let found = loop {
-        if find(buf, needle).is_some() {
-            break true;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(5))));
-        match s.read(&mut chunk) {
-            Ok(0) => break find(buf, needle).is_some(),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => break find(buf, needle).is_some(),
-        }
-    };
-    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
-    found
-}
-
-/// Parses the `key<TAB>repr` lines the environ-dumping apps return.
-fn parse_env(r: &Response) -> HashMap<String, String> {
-    r.text()
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn env_get<'a>(env: &'a HashMap<String, String>, key: &str) -> &'a str {
-    env.get(key).map(String::as_str).unwrap_or("<missing>")
-}
-
-/// Polls a file the application writes (in `{dir}/tmp`) until `pred` holds on its contents.
-fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = fs::read_to_string(path).unwrap_or_default();
-        if pred(&s) || Instant::now() > deadline {
-            return s;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Rewrites a script and gives it an mtime clearly different from the old one.
-fn rewrite_script(path: &Path, src: &str) {
-    fs::write(path, src).unwrap();
-    let f = fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
+fn server(mpm: Mpm, scripts: &[(impl AsRef<str>, impl AsRef<str>)], conf: &str) -> Apache {
+    scripts_builder(mpm, scripts).conf(conf).conf(SCRIPTS_DIR).start()
 }
 
 // ---------------------------------------------------------------------------------------------
 // environ
 // ---------------------------------------------------------------------------------------------
-
-const ENV_APP: &str = r#"
-VALIDATED = globals().get('VALIDATED', False)
-
-def show(v):
-    if v is None or isinstance(v, (str, bool, int, float, tuple)):
-        return repr(v)
-    return '<%s>' % type(v).__name__
-
-def application(environ, start_response):
-    lines = ['%s\t%s' % (k, show(v)) for k, v in sorted(environ.items())]
-    inp = environ['wsgi.input']
-    err = environ['wsgi.errors']
-    lines.append('@validated\t%r' % VALIDATED)
-    lines.append('@input_api\t%r' % all(callable(getattr(inp, m, None))
-                                         for m in ('read', 'readline', 'readlines', '__iter__')))
-    lines.append('@errors_api\t%r' % all(callable(getattr(err, m, None))
-                                          for m in ('write', 'writelines', 'flush')))
-    lines.append('@file_wrapper_callable\t%r' % callable(environ['wsgi.file_wrapper']))
-    lines.append('@keys_are_str\t%r' % all(type(k) is str for k in environ))
-    lines.append('@cgi_values_are_str\t%r' % all(type(v) is str for k, v in environ.items() if '.' not in k))
-    lines.append('@multithread_is_bool\t%r' % (type(environ['wsgi.multithread']) is bool))
-    lines.append('@multiprocess_is_bool\t%r' % (type(environ['wsgi.multiprocess']) is bool))
-    lines.append('@run_once_is_bool\t%r' % (type(environ['wsgi.run_once']) is bool))
-    body = ('\n'.join(lines) + '\n').encode('utf-8')
-    start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8'),
-                              ('Content-Length', str(len(body)))])
-    return [body]
-"#;
 
 const ENV_CONF: &str = "\
 WSGIScriptAlias /env_v {dir}/scripts/env_v.wsgi
@@ -177,23 +36,6 @@ WSGIScriptAlias /auth_opt {dir}/scripts/env.wsgi pass-authorization=On
 </Location>
 WSGIScriptAlias / {dir}/scripts/env.wsgi
 ";
-
-/// A GET with headers that exercise HTTP_* filtering, built by hand (a raw latin-1 byte). The
-/// Host carries the port, so SERVER_PORT and the %{RESOURCE} group name include it.
-fn env_request(path: &str, port: u16) -> Vec<u8> {
-    let mut r = format!(
-        "GET {path} HTTP/1.1\r\n\
-         Host: localhost:{port}\r\n\
-         X-Under_score: dropped\r\n\
-         Proxy: http://evil.example/\r\n\
-         Authorization: Basic dXNlcjpwYXNz\r\n\
-         X-Good-Header: good\r\n"
-    )
-    .into_bytes();
-    r.extend_from_slice(b"X-Latin: caf\xe9\r\n");
-    r.extend_from_slice(b"Connection: close\r\n\r\n");
-    r
-}
 
 fn check_env_common(a: &Apache, env: &HashMap<String, String>, mount: &str, validated: bool) {
     let e = |k: &str| env_get(env, k).to_string();
@@ -281,7 +123,7 @@ fn environ_keys_and_values() {
     for mpm in Mpm::ALL {
         let a = server(
             mpm,
-            &[("env.wsgi", ENV_APP.to_string()), ("env_v.wsgi", validated(ENV_APP))],
+            &plain_and_validated("env", &env_app(false)),
             ENV_CONF,
         );
 
@@ -342,112 +184,14 @@ fn environ_keys_and_values() {
 // wsgi.input
 // ---------------------------------------------------------------------------------------------
 
-const INPUT_APP: &str = r#"
-VALIDATED = globals().get('VALIDATED', False)
-import os
-
-def record(environ, name, msg):
-    d = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'tmp')
-    with open(os.path.join(d, name), 'a') as f:
-        f.write(msg + '\n')
-
-def application(environ, start_response):
-    inp = environ['wsgi.input']
-    op = environ.get('QUERY_STRING', '')
-    if op == 'all':
-        result = inp.read(-1) if VALIDATED else inp.read()
-    elif op == 'n':
-        result = [inp.read(5), inp.read(1), inp.read(0), inp.read(12), inp.read(1000), inp.read(10)]
-    elif op == 'line':
-        result = [inp.readline() for _ in range(6)]
-    elif op == 'linen':
-        result = [inp.readline(3), inp.readline(100), inp.readline(4), inp.readline(),
-                  inp.readline(-1), inp.readline(5), inp.readline(0), inp.readline()]
-    elif op == 'lines':
-        result = inp.readlines()
-    elif op == 'lineshint':
-        result = [inp.readlines(8), inp.readlines()]
-    elif op == 'iter':
-        result = list(inp)
-    elif op == 'mixed':
-        result = [inp.read(2), inp.readline(), inp.readline(7), list(inp)]
-    elif op == 'big':
-        import hashlib
-        h = hashlib.sha256()
-        n = 0
-        while True:
-            d = inp.read(65536)
-            if not d:
-                break
-            n += len(d)
-            h.update(d)
-        result = (n, h.hexdigest())
-    elif op == 'stream':
-        first = inp.readline()
-        record(environ, 'stream.log', 'first %r' % first)
-        result = [first, inp.read(100)]
-    elif op == 'none':
-        result = 'not read'
-    elif op == 'gone':
-        n = 0
-        try:
-            while True:
-                d = inp.read(100)
-                if not d:
-                    record(environ, 'gone.log', 'eof after %d' % n)
-                    break
-                n += len(d)
-        except Exception as e:
-            record(environ, 'gone.log', 'raised %s oserror=%s after %d' % (type(e).__name__, isinstance(e, OSError), n))
-            raise
-        result = n
-    else:
-        result = 'unknown op %r' % op
-    body = ('%r|CL=%r' % (result, environ.get('CONTENT_LENGTH'))).encode()
-    if 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', ''):
-        body += ('|TERM=%r' % environ.get('wsgi.input_terminated')).encode()
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
-    return [body]
-"#;
-
-const INPUT_CONF: &str = "\
-WSGIScriptAlias /input_v {dir}/scripts/input_v.wsgi
-WSGIScriptAlias /input_c {dir}/scripts/input.wsgi
-WSGIScriptAlias /input_l {dir}/scripts/input.wsgi
-WSGIScriptAlias /input {dir}/scripts/input.wsgi
-<Location /input_c>
-    WSGIChunkedRequest On
-</Location>
-<Location /input_l>
-    LimitRequestBody 10
-</Location>
-";
-
-const BODY: &[u8] = b"line1\nline2 is longer\n\nline4 no newline";
-
-/// (op, expected repr of the result) for BODY.
-const INPUT_OPS: &[(&str, &str)] = &[
-    ("n", r"[b'line1', b'\n', b'', b'line2 is lon', b'ger\n\nline4 no newline', b'']"),
-    ("line", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline', b'', b'']"),
-    (
-        "linen",
-        r"[b'lin', b'e1\n', b'line', b'2 is longer\n', b'\n', b'line4', b'', b' no newline']",
-    ),
-    ("lines", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline']"),
-    ("lineshint", r"[[b'line1\n', b'line2 is longer\n'], [b'\n', b'line4 no newline']]"),
-    ("iter", r"[b'line1\n', b'line2 is longer\n', b'\n', b'line4 no newline']"),
-    ("mixed", r"[b'li', b'ne1\n', b'line2 i', [b's longer\n', b'\n', b'line4 no newline']]"),
-    ("all", r"b'line1\nline2 is longer\n\nline4 no newline'"),
-];
+fn input_server(mpm: Mpm) -> Apache {
+    server(mpm, &plain_and_validated("input", INPUT_APP), INPUT_CONF)
+}
 
 #[test]
 fn wsgi_input_reading_streaming_and_limits() {
     for mpm in Mpm::ALL {
-        let a = server(
-            mpm,
-            &[("input.wsgi", INPUT_APP.to_string()), ("input_v.wsgi", validated(INPUT_APP))],
-            INPUT_CONF,
-        );
+        let a = input_server(mpm);
 
         // Every read method on a known multi-line body, plain and under the validator.
         for mount in ["/input", "/input_v"] {
@@ -524,11 +268,7 @@ fn wsgi_input_reading_streaming_and_limits() {
 #[test]
 fn expect_100_continue_sent_on_first_read() {
     for mpm in Mpm::ALL {
-        let a = server(
-            mpm,
-            &[("input.wsgi", INPUT_APP.to_string()), ("input_v.wsgi", validated(INPUT_APP))],
-            INPUT_CONF,
-        );
+        let a = input_server(mpm);
         for mount in ["/input", "/input_v"] {
             // The interim 100 comes when the app reads, before the client sent the body.
             let mut c = a.connect();
@@ -579,37 +319,10 @@ fn expect_100_continue_sent_on_first_read() {
 // wsgi.errors, sys.stdout, sys.stderr
 // ---------------------------------------------------------------------------------------------
 
-const ERRORS_APP: &str = r#"
-import sys
-
-def application(environ, start_response):
-    mode, _, tag = environ['QUERY_STRING'].partition('-')
-    err = environ['wsgi.errors']
-    if mode == 'lines':
-        print('stdout-line-%s' % tag)
-        print('stderr-line-%s' % tag, file=sys.stderr)
-        err.write('errors-line-%s\n' % tag)
-        err.writelines(['wl1-%s\n' % tag, 'wl2-%s\n' % tag])
-        err.write('multi-a-%s\nmulti-b-%s\n' % (tag, tag))
-        err.write('split-')
-        err.write('%s\n' % tag)
-    elif mode == 'perr':
-        err.write('partial-errors-%s' % tag)
-    elif mode == 'pout':
-        sys.stdout.write('partial-stdout-%s' % tag)
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
-    return [b'ok']
-"#;
-
 #[test]
 fn errors_and_stdout_go_to_error_log_with_client() {
     for mpm in Mpm::ALL {
-        let a = server(
-            mpm,
-            &[("errs.wsgi", ERRORS_APP.to_string()), ("errs_v.wsgi", validated(ERRORS_APP))],
-            "WSGIScriptAlias /errs_v {dir}/scripts/errs_v.wsgi\n\
-             WSGIScriptAlias /errs {dir}/scripts/errs.wsgi\n",
-        );
+        let a = server(mpm, &plain_and_validated("errs", ERRORS_APP), &plain_and_validated_mounts("errs"));
         for mount in ["/errs", "/errs_v"] {
             let tag = format!("{}{}", mpm.name(), mount.replace('/', "_"));
             let r = get(&a, &format!("{mount}?lines-{tag}"));
@@ -657,93 +370,10 @@ fn errors_and_stdout_go_to_error_log_with_client() {
 // start_response
 // ---------------------------------------------------------------------------------------------
 
-const SR_APP: &str = r#"
-VALIDATED = globals().get('VALIDATED', False)
-import sys
-
-CT = ('Content-Type', 'text/plain')
-
-def replace_after_empty(start_response):
-    start_response('200 OK', [CT, ('X-First', '1')])
-    yield b''
-    try:
-        raise ValueError('replace-late')
-    except ValueError:
-        start_response('202 Replaced', [CT, ('X-Second', '1')], sys.exc_info())
-    yield b'replaced-late'
-
-def reraise_after_sent(start_response):
-    start_response('200 OK', [CT])
-    yield b'first;'
-    try:
-        raise KeyError('after-sent')
-    except KeyError:
-        start_response('500 Late', [CT], sys.exc_info())
-    yield b'never'
-
-def application(environ, start_response):
-    case = environ['QUERY_STRING']
-    if case == 'bad_status':
-        start_response('abc', [CT])
-        return [b'x']
-    if case == 'bytes_status':
-        start_response(b'200 OK', [CT])
-        return [b'x']
-    if case == 'nl_value':
-        start_response('200 OK', [CT, ('X-Bad', 'a\nb')])
-        return [b'x']
-    if case == 'space_name':
-        start_response('200 OK', [CT, ('X Bad', 'v')])
-        return [b'x']
-    if case == 'tuple_headers':
-        start_response('200 OK', (CT,))
-        return [b'x']
-    if case == 'second':
-        start_response('200 OK', [CT, ('X-Call', 'first')])
-        try:
-            start_response('201 Created', [CT, ('X-Call', 'second')])
-            msg = 'second call accepted'
-        except Exception as e:
-            msg = 'raised %s' % type(e).__name__
-        return [msg.encode()]
-    if case == 'replace':
-        start_response('200 OK', [CT, ('X-First', '1')])
-        try:
-            raise ValueError('replace-me')
-        except ValueError:
-            start_response('202 Replaced', [CT, ('X-Second', '1')], sys.exc_info())
-        return [b'replaced']
-    if case == 'replace_late':
-        return replace_after_empty(start_response)
-    if case == 'reraise':
-        return reraise_after_sent(start_response)
-    if case == 'latin1':
-        start_response('200 OK', [CT, ('X-Latin', 'caf\xe9'), ('Content-Length', '2')])
-        return [b'ok']
-    if case == 'write':
-        write = start_response('200 OK', [CT])
-        write(b'hello ')
-        write(b'world')
-        if VALIDATED:
-            return [b' validated']
-        try:
-            write('a str')
-            return [b' accepted-str']
-        except TypeError:
-            return [b' caught:TypeError']
-    start_response('404 Not Found', [CT])
-    return [b'unknown case']
-"#;
-
 #[test]
 fn start_response_validation_exc_info_and_write() {
     for mpm in Mpm::ALL {
-        let a = server(
-            mpm,
-            &[("sr.wsgi", SR_APP.to_string()), ("sr_v.wsgi", validated(SR_APP))],
-            "WSGIScriptAlias /sr_v {dir}/scripts/sr_v.wsgi\n\
-             WSGIScriptAlias /sr {dir}/scripts/sr.wsgi\n",
-        );
+        let a = server(mpm, &plain_and_validated("sr", &sr_app(true)), &plain_and_validated_mounts("sr"));
 
         // Bad values: 500 and exactly one WR0106 line naming the value, no traceback.
         for (case, names) in [
@@ -820,74 +450,10 @@ fn start_response_validation_exc_info_and_write() {
 // Output: Content-Length, framing, streaming, HEAD/204/304, bad items, exceptions
 // ---------------------------------------------------------------------------------------------
 
-const OUT_APP: &str = r#"
-VALIDATED = globals().get('VALIDATED', False)
-import time
-
-CT = ('Content-Type', 'text/plain')
-
-def gen(start_response, items, headers=None):
-    start_response('200 OK', [CT] + (headers or []))
-    for it in items:
-        if it == 'SLEEP':
-            time.sleep(1.0)
-        elif it == 'RAISE':
-            raise ValueError('boom-after-headers')
-        elif it == 'STR':
-            yield 'a str item'
-        else:
-            yield it
-
-def raise_before_first_block(start_response):
-    start_response('200 OK', [CT])
-    raise ValueError('boom-in-generator-before-body')
-    yield b'never'
-
-def application(environ, start_response):
-    case = environ['QUERY_STRING']
-    if case == 'cl_exact':
-        start_response('200 OK', [CT, ('Content-Length', '5')])
-        return [b'he', b'', b'llo']
-    if case == 'cl_excess':
-        start_response('200 OK', [CT, ('Content-Length', '5')])
-        return [b'hello', b' world']
-    if case == 'cl_short':
-        start_response('200 OK', [CT, ('Content-Length', '100')])
-        return [b'short']
-    if case == 'stream':
-        return gen(start_response, [b'a;', b'b;', b'c;'])
-    if case == 'slow':
-        return gen(start_response, [b'first-block', 'SLEEP', b'second-block'])
-    if case == '204':
-        start_response('204 No Content', [])
-        return [b'body-of-204']
-    if case == '304':
-        start_response('304 Not Modified', [])
-        return [b'body-of-304']
-    if case == 'str_before':
-        start_response('200 OK', [CT])
-        return ['a str item']
-    if case == 'str_after':
-        return gen(start_response, [b'ok;', 'STR', b'never'])
-    if case == 'exc_before':
-        raise ValueError('boom-before-headers')
-    if case == 'exc_before_gen':
-        return raise_before_first_block(start_response)
-    if case == 'exc_after':
-        return gen(start_response, [b'partial;', 'RAISE', b'never'])
-    start_response('404 Not Found', [CT])
-    return [b'unknown case']
-"#;
-
 #[test]
 fn output_framing_content_length_and_no_body_cases() {
     for mpm in Mpm::ALL {
-        let a = server(
-            mpm,
-            &[("out.wsgi", OUT_APP.to_string()), ("out_v.wsgi", validated(OUT_APP))],
-            "WSGIScriptAlias /out_v {dir}/scripts/out_v.wsgi\n\
-             WSGIScriptAlias /out {dir}/scripts/out.wsgi\n",
-        );
+        let a = server(mpm, &plain_and_validated("out", &out_app(false)), &plain_and_validated_mounts("out"));
         let req = |m: &str, path: &str| http_request(m, path, &[], b"");
 
         for mount in ["/out", "/out_v"] {
@@ -1018,53 +584,10 @@ fn output_framing_content_length_and_no_body_cases() {
 // close()
 // ---------------------------------------------------------------------------------------------
 
-const CLOSE_APP: &str = r#"
-import os, time
-
-class Body:
-    def __init__(self, environ, rid, n, size, delay, fail_at):
-        self.environ, self.rid, self.n, self.delay, self.fail_at = environ, rid, n, delay, fail_at
-        self.block = b'x' * size
-        self.count = 0
-    def __iter__(self):
-        return self
-    def __next__(self):
-        if self.count == self.fail_at:
-            raise ValueError('iteration-boom')
-        if self.count >= self.n:
-            raise StopIteration
-        self.count += 1
-        if self.delay:
-            time.sleep(self.delay)
-        return self.block
-    def close(self):
-        d = os.path.join(os.path.dirname(self.environ['SCRIPT_FILENAME']), '..', 'tmp')
-        with open(os.path.join(d, 'close.log'), 'a') as f:
-            f.write('close %s %d\n' % (self.rid, self.count))
-
-def application(environ, start_response):
-    case, _, rid = environ['QUERY_STRING'].partition('-')
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    if case == 'ok':
-        return Body(environ, rid, 3, 10, 0, -1)
-    if case == 'excbefore':
-        return Body(environ, rid, 3, 10, 0, 0)
-    if case == 'excafter':
-        return Body(environ, rid, 3, 10, 0, 2)
-    if case == 'slow':
-        return Body(environ, rid, 400, 65536, 0.01, -1)
-    raise ValueError('unknown case')
-"#;
-
 #[test]
 fn close_called_exactly_once() {
     for mpm in Mpm::ALL {
-        let a = server(
-            mpm,
-            &[("close.wsgi", CLOSE_APP.to_string()), ("close_v.wsgi", validated(CLOSE_APP))],
-            "WSGIScriptAlias /close_v {dir}/scripts/close_v.wsgi\n\
-             WSGIScriptAlias /close {dir}/scripts/close.wsgi\n",
-        );
+        let a = server(mpm, &plain_and_validated("close", CLOSE_APP), &plain_and_validated_mounts("close"));
         let rec = a.dir.join("tmp/close.log");
         let mut expect: Vec<(String, Option<&str>)> = Vec::new();
         for mount in ["/close", "/close_v"] {
@@ -1109,37 +632,11 @@ fn close_called_exactly_once() {
 // wsgi.file_wrapper
 // ---------------------------------------------------------------------------------------------
 
-const FW_APP: &str = r#"
-import io, os
-
-def application(environ, start_response):
-    q = dict(p.split('=', 1) for p in environ['QUERY_STRING'].split('&') if p)
-    path = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'data', 'blob.bin')
-    if q['kind'] == 'file':
-        f = open(path, 'rb')
-    else:
-        with open(path, 'rb') as g:
-            f = io.BytesIO(g.read())
-    f.seek(int(q.get('off', '0')))
-    headers = [('Content-Type', 'application/octet-stream')]
-    if 'cl' in q:
-        headers.append(('Content-Length', q['cl']))
-    start_response('200 OK', headers)
-    return environ['wsgi.file_wrapper'](f, int(q.get('blk', '8192')))
-"#;
-
-fn blob() -> Vec<u8> {
-    (0..200 * 1024u32).map(|i| ((i * 7 + i / 256) % 251) as u8).collect()
-}
-
 #[test]
 fn file_wrapper_real_file_and_file_like() {
     let data = blob();
     for mpm in Mpm::ALL {
-        let a = ApacheBuilder::new()
-            .mpm(mpm)
-            .script("fw.wsgi", FW_APP)
-            .script("fw_v.wsgi", &validated(FW_APP))
+        let a = scripts_builder(mpm, &plain_and_validated("fw", &fw_app(false)))
             .file("data/blob.bin", &data)
             .conf(
                 "WSGIScriptAlias /fw_v {dir}/scripts/fw_v.wsgi\n\
@@ -1186,29 +683,6 @@ fn file_wrapper_real_file_and_file_like() {
 // Per-request directives and script loading
 // ---------------------------------------------------------------------------------------------
 
-const CO_APP: &str = r#"
-def body(environ, name, start_response):
-    b = ('%s:%s' % (name, environ['mod_wsgi.callable_object'])).encode()
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
-    return [b]
-
-def myapp(environ, start_response):
-    return body(environ, 'myapp', start_response)
-
-def other(environ, start_response):
-    return body(environ, 'other', start_response)
-"#;
-
-fn reload_app(version: &str) -> String {
-    format!(
-        "VERSION = '{version}'\n\
-         def application(environ, start_response):\n\
-         \x20   b = ('%s|%s' % (VERSION, environ['mod_wsgi.script_reloading'])).encode()\n\
-         \x20   start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])\n\
-         \x20   return [b]\n"
-    )
-}
-
 const METHOD_APP: &str = r#"
 def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Method', environ['REQUEST_METHOD'])])
@@ -1218,17 +692,8 @@ def application(environ, start_response):
 const IMPORT_ERROR_APP: &str = "import os\nraise RuntimeError('import-boom')\n";
 const NO_APP: &str = "def something_else(environ, start_response):\n    pass\n";
 
-const DIRECTIVES_CONF: &str = "\
-WSGIScriptAlias /cloc {dir}/scripts/co.wsgi
-WSGIScriptAlias /copt {dir}/scripts/co.wsgi callable-object=other
-<Location /cloc>
-    WSGICallableObject myapp
-</Location>
-WSGIScriptAlias /reload {dir}/scripts/reload.wsgi
-WSGIScriptAlias /noreload {dir}/scripts/noreload.wsgi
-<Location /noreload>
-    WSGIScriptReloading Off
-</Location>
+/// Follows `CALLABLE_AND_RELOAD_CONF`.
+const HEAD_AND_SCRIPT_ERRORS_CONF: &str = "\
 WSGIScriptAlias /headget {dir}/scripts/method.wsgi
 WSGIScriptAlias /headoff {dir}/scripts/method.wsgi
 <Location /headget>
@@ -1248,14 +713,14 @@ fn directives_callable_reloading_head_and_script_errors() {
         let a = server(
             mpm,
             &[
-                ("co.wsgi", CO_APP.to_string()),
-                ("reload.wsgi", reload_app("v1")),
-                ("noreload.wsgi", reload_app("v1")),
+                ("co.wsgi", co_app(false)),
+                ("reload.wsgi", reload_app("v1", false)),
+                ("noreload.wsgi", reload_app("v1", false)),
                 ("method.wsgi", METHOD_APP.to_string()),
                 ("importerr.wsgi", IMPORT_ERROR_APP.to_string()),
                 ("noapp.wsgi", NO_APP.to_string()),
             ],
-            DIRECTIVES_CONF,
+            &format!("{CALLABLE_AND_RELOAD_CONF}{HEAD_AND_SCRIPT_ERRORS_CONF}"),
         );
 
         // WSGICallableObject and callable-object=.
@@ -1268,14 +733,14 @@ fn directives_callable_reloading_head_and_script_errors() {
         let mut c = a.connect();
         let r = c.send(&http_request("GET", "/reload", &[], b""));
         assert_eq!(r.text(), "v1|1", "[{mpm}] {r}");
-        rewrite_script(&a.dir.join("scripts/reload.wsgi"), &reload_app("v2"));
+        rewrite_script(&a.dir.join("scripts/reload.wsgi"), &reload_app("v2", false));
         let r = c.send(&http_request("GET", "/reload", &[], b""));
         assert_eq!(r.text(), "v2|1", "[{mpm}] WSGIScriptReloading On: changed script not reloaded: {r}");
         drop(c);
         let mut c = a.connect();
         let r = c.send(&http_request("GET", "/noreload", &[], b""));
         assert_eq!(r.text(), "v1|0", "[{mpm}] {r}");
-        rewrite_script(&a.dir.join("scripts/noreload.wsgi"), &reload_app("v2"));
+        rewrite_script(&a.dir.join("scripts/noreload.wsgi"), &reload_app("v2", false));
         let r = c.send(&http_request("GET", "/noreload", &[], b""));
         assert_eq!(r.text(), "v1|0", "[{mpm}] WSGIScriptReloading Off: script was reloaded: {r}");
         drop(c);

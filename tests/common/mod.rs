@@ -29,6 +29,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod apps;
+
 // ---------------------------------------------------------------------------------------------
 // libc bits (std links libc anyway; no crate dependency needed)
 // ---------------------------------------------------------------------------------------------
