@@ -83,9 +83,24 @@ pub fn build<'py>(
         Some(t) => t.bind(py).copy()?,
         None => return Err(pyo3::exceptions::PyRuntimeError::new_err("environ template not initialised")),
     };
-    for (k, v) in cgi {
-        d.set_item(PyString::new(py, k), latin1(py, v))?;
-    }
+    KEYS.with(|cache| -> PyResult<()> {
+        let mut cache = cache.borrow_mut();
+        for (k, v) in cgi {
+            let key = match cache.get(*k) {
+                Some(key) => key.bind(py).clone(),
+                None => {
+                    let key = PyString::intern(py, k);
+                    // Bounded: arbitrary request headers must not grow it without limit.
+                    if cache.len() < 256 {
+                        cache.insert((*k).into(), key.clone().unbind());
+                    }
+                    key
+                }
+            };
+            d.set_item(key, latin1(py, v))?;
+        }
+        Ok(())
+    })?;
     d.set_item(pyo3::intern!(py, "wsgi.url_scheme"), req.url_scheme)?;
     d.set_item(pyo3::intern!(py, "wsgi.input"), Py::new(py, Input { core: core.clone() })?)?;
     d.set_item(pyo3::intern!(py, "wsgi.errors"), errors)?;
@@ -111,6 +126,9 @@ pub fn build<'py>(
 }
 
 thread_local! {
+    /// CGI variable names seen on this thread, as interned Python strings (made once, not per
+    /// request).
+    static KEYS: std::cell::RefCell<std::collections::HashMap<Box<str>, Py<PyString>>> = std::cell::RefCell::new(std::collections::HashMap::new());
     /// (this thread's number, requests it ran before), for mod_wsgi.thread_id/thread_requests.
     static THREAD: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
