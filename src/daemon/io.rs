@@ -145,6 +145,12 @@ impl RequestIo for DaemonIo {
         self.write_out()
     }
 
+    /// A complete response: the end record goes out in the same write as the last records.
+    fn finish(&mut self) -> Result<(), IoError> {
+        self.out.extend_from_slice(&protocol::encode(&Frame::End(protocol::EndKind::Complete)));
+        self.write_out()
+    }
+
     fn may_block(&self, len: usize) -> bool {
         self.out.len() + len + 16 >= BATCH
     }

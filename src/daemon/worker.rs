@@ -303,11 +303,15 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
             None
         }
     });
-    // Outside Python: push out the batched records.
+    // Outside Python: push out the batched records (with the end record when complete).
+    let complete = outcome == Some(wsgi::Outcome::Complete);
     if let Some(mut io) = finishing {
-        let _ = if outcome == Some(wsgi::Outcome::Complete) { io.finish() } else { io.flush_pending() };
+        let _ = if complete { io.finish() } else { io.flush_pending() };
     }
     let (broken, aborted) = flags.get();
+    if complete {
+        return !broken;
+    }
     if broken {
         return false;
     }
