@@ -17,16 +17,28 @@ use crate::wsgi::{IoError, RequestIo, ResponseHead, Severity};
 struct Conn {
     s: UnixStream,
     r: FrameReader,
+    idle_since: Instant,
 }
+
+/// Pooled connections idle longer than this are closed rather than reused.
+const IDLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Idle connections per group socket path.
 static IDLE: Mutex<Option<HashMap<String, Vec<Conn>>>> = Mutex::new(None);
 
 fn take_idle(path: &str) -> Option<Conn> {
-    IDLE.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(path)?.pop()
+    let mut g = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    let v = g.as_mut()?.get_mut(path)?;
+    // The most recently used connection is at the end; old ones are dropped (closed).
+    v.retain(|c| c.idle_since.elapsed() < IDLE_LIMIT);
+    v.pop()
 }
 
-fn put_idle(path: &str, s: Conn) {
+fn put_idle(path: &str, mut s: Conn) {
+    if s.r.has_stray_fds() {
+        return;
+    }
+    s.idle_since = Instant::now();
     let mut g = IDLE.lock().unwrap_or_else(|e| e.into_inner());
     let v = g.get_or_insert_with(HashMap::new).entry(path.to_string()).or_default();
     if v.len() < 64 {
@@ -213,7 +225,7 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
         let (mut s, pooled) = match take_idle(&rt.socket_path) {
             Some(s) => (s, true),
             None => match connect(rt, Instant::now() + rt.spec.connect_timeout) {
-                Ok(s) => (Conn { s, r: FrameReader::default() }, false),
+                Ok(s) => (Conn { s, r: FrameReader::default(), idle_since: Instant::now() }, false),
                 Err(e) => {
                     io.log(Severity::Error, &format!("{}: cannot connect to daemon process group '{name}' at '{}': {e}; returning 503", codes::DAEMON_UNAVAILABLE, rt.socket_path));
                     return super::ffi::HTTP_SERVICE_UNAVAILABLE;

@@ -83,6 +83,12 @@ impl Default for FrameReader {
 }
 
 impl FrameReader {
+    /// Whether descriptors arrived that no File frame claimed (a misbehaving peer): such a
+    /// connection must not be reused.
+    pub fn has_stray_fds(&self) -> bool {
+        !self.fds.is_empty()
+    }
+
     /// The next frame and, for a File frame, its descriptor. `Ok(None)` at a clean end of stream.
     pub fn next(&mut self, sock: &UnixStream) -> io::Result<Option<(super::Frame, Option<OwnedFd>)>> {
         loop {
