@@ -386,3 +386,26 @@ fn import_script_preloads_at_process_start() {
     assert!(!log.contains("restarting"), "{log}");
     assert_eq!(log.matches("pid.wsgi' (pid").count(), 1, "loaded once: {log}");
 }
+
+#[test]
+fn a_group_that_cannot_start_backs_off_and_answers_503() {
+    let a = ApacheBuilder::new()
+        .log_level("warn wsgi:info")
+        .script("hello.wsgi", HELLO)
+        .conf(scripts_dir())
+        .conf("WSGIDaemonProcess broken processes=1 threads=2 python-home=/nonexistent/venv connect-timeout=2")
+        .conf("WSGIScriptAlias /x {dir}/scripts/hello.wsgi process-group=broken")
+        .start();
+    let t = Instant::now();
+    let r = a.get("/x");
+    assert_eq!(r.status, 503, "{r}");
+    assert!(t.elapsed() < Duration::from_secs(10), "the request waited {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_secs(4));
+    let log = a.error_log();
+    assert!(log.contains("WR0112") && log.contains("cannot initialise Python"), "the reason is logged: {log}");
+    assert!(log.contains("python-home"), "the log says what to check: {log}");
+    assert!(log.contains("failed 2 time(s) in a row"), "restarts back off: {log}");
+    let starts = log.matches("Starting process 'broken'").count();
+    assert!((2..=6).contains(&starts), "no tight loop: {starts} starts in ~6 s\n{log}");
+    assert!(log.contains("WR0121"), "the 503 is explained: {log}");
+}

@@ -82,7 +82,9 @@ fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
     loop {
         match connect_timeout(&rt.socket_path, deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) {
             Ok(mut s) => {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+                // The greeting must come within what is left of connect-timeout (a group whose
+                // processes cannot start leaves connections unanswered in its backlog).
+                let _ = s.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))));
                 let hello = Frame::Hello { version: protocol::VERSION, secret: rt.secret.to_vec() };
                 protocol::write_frame(&mut s, &hello).map_err(|e| e.to_string())?;
                 match protocol::read_frame(&mut s) {
