@@ -409,3 +409,22 @@ fn a_group_that_cannot_start_backs_off_and_answers_503() {
     assert!((2..=6).contains(&starts), "no tight loop: {starts} starts in ~6 s\n{log}");
     assert!(log.contains("WR0121"), "the 503 is explained: {log}");
 }
+
+#[test]
+fn process_group_from_an_environment_variable() {
+    let a = ApacheBuilder::new()
+        .script("pid.wsgi", PID_APP)
+        .conf(scripts_dir())
+        .conf("WSGIDaemonProcess first processes=1 threads=2")
+        .conf("WSGIDaemonProcess second processes=1 threads=2")
+        .conf("WSGIScriptAlias /a {dir}/scripts/pid.wsgi")
+        .conf("WSGIScriptAlias /b {dir}/scripts/pid.wsgi")
+        .conf("<Location /a>\n  SetEnv WSGI_GROUP first\n</Location>\n<Location /b>\n  SetEnv WSGI_GROUP second\n</Location>")
+        .conf("WSGIProcessGroup %{ENV:WSGI_GROUP}")
+        .start();
+    let ra = a.get("/a").text();
+    let rb = a.get("/b").text();
+    assert!(ra.contains(" first "), "{ra}\n{}", a.error_log());
+    assert!(rb.contains(" second "), "{rb}");
+    assert_ne!(ra.split(' ').next(), rb.split(' ').next(), "two groups, two processes");
+}
