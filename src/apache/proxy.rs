@@ -90,6 +90,13 @@ fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
                 match protocol::read_frame(&mut s) {
                     Ok(Some(Frame::HelloOk)) => {
                         let _ = s.set_read_timeout(None);
+                        // Wake the reader only once more than the 5-byte Started record is there
+                        // (the end of stream and timeouts still wake it): one wake-up per request.
+                        let lowat: libc::c_int = 6;
+                        // SAFETY: setsockopt on our connected socket with an int option value.
+                        unsafe {
+                            libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVLOWAT, (&raw const lowat).cast(), std::mem::size_of::<libc::c_int>() as u32);
+                        }
                         return Ok(s);
                     }
                     Ok(Some(Frame::Refused(m))) => return Err(format!("the daemon refused the connection: {m}")),
