@@ -346,3 +346,36 @@ fn atexit_functions_run_when_a_child_exits() {
         assert!(log.starts_with("exit "), "{mpm:?}: atexit did not run at child exit: {log:?}");
     }
 }
+
+#[test]
+fn error_override_lets_apache_render_error_pages() {
+    const APP: &str = r#"
+def application(environ, start_response):
+    code = environ['QUERY_STRING'] or '200'
+    body = b'app body ' + code.encode()
+    start_response(code + ' X', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+    let a = ApacheBuilder::new()
+        .script("app.wsgi", APP)
+        .conf("<Directory {dir}/scripts>\n  Require all granted\n</Directory>")
+        .conf("ErrorDocument 404 \"custom not found\"")
+        .conf("WSGIDaemonProcess g processes=1 threads=2")
+        .conf("WSGIScriptAlias /plain {dir}/scripts/app.wsgi")
+        .conf("WSGIScriptAlias /over {dir}/scripts/app.wsgi")
+        .conf("WSGIScriptAlias /dover {dir}/scripts/app.wsgi process-group=g")
+        .conf("<Location /over>\n  WSGIErrorOverride On\n</Location>\n<Location /dover>\n  WSGIErrorOverride On\n</Location>")
+        .start();
+    let r = a.get("/plain?404");
+    assert_eq!((r.status, r.text().as_str()), (404, "app body 404"), "{r}");
+    for path in ["/over", "/dover"] {
+        let r = a.get(&format!("{path}?404"));
+        assert_eq!((r.status, r.text().as_str()), (404, "custom not found"), "{path}: {r}\n{}", a.error_log());
+        let r = a.get(&format!("{path}?200"));
+        assert_eq!((r.status, r.text().as_str()), (200, "app body 200"), "{path}: {r}");
+        let r = a.get(&format!("{path}?500"));
+        assert_eq!(r.status, 500, "{path}: {r}");
+        assert!(!r.text().contains("app body"), "{path}: Apache's own 500 page: {r}");
+    }
+    assert!(!a.error_log().contains("WR0117"), "{}", a.error_log());
+}

@@ -150,15 +150,6 @@ pub unsafe extern "C" fn flag_setting(cmd: *mut ffi::cmd_parms, m: *mut c_void, 
                 return Ok(());
             }
             let on = conf::parse_flag(name, v)?;
-            if name == "WSGIErrorOverride" && on {
-                // Parsed, not acted on yet: say so once at startup.
-                with_global(|g| {
-                    let item = "WSGIErrorOverride On".to_string();
-                    if !g.unimplemented.contains(&item) {
-                        g.unimplemented.push(item);
-                    }
-                });
-            }
             let slot = match name {
                 "WSGIPassAuthorization" => &mut d.pass_authorization,
                 "WSGIScriptReloading" => &mut d.script_reloading,

@@ -419,8 +419,13 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 cgi: &cgi,
             };
             let mut io = ApacheIo::new(r, eff.enable_sendfile);
+            let overridden = eff.error_override.then(|| io.override_errors());
             let timeout = std::time::Duration::from_micros((*(*r).server).timeout.max(0) as u64);
-            return super::proxy::forward(&rt, &req, &mut io, timeout);
+            let status = super::proxy::forward(&rt, &req, &mut io, timeout);
+            if let Some(code) = overridden.map(|o| o.load(std::sync::atomic::Ordering::Relaxed)).filter(|c| *c != 0) {
+                return code as c_int;
+            }
+            return status;
         }
         match interp::status() {
             Some(Ok(())) => {}
@@ -435,6 +440,7 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
         }
         interp::ensure_thread_state();
         let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
+        let mut overridden: Option<std::sync::Arc<std::sync::atomic::AtomicU16>> = None;
         let outcome = Python::attach(|py| {
             let app = match scripts::application(py, &script, mtime, eff.script_reloading, &callable) {
                 Ok(app) => app,
@@ -449,7 +455,10 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                     return wsgi::Outcome::Failed;
                 }
             };
-            let io = ApacheIo::new(r, eff.enable_sendfile);
+            let mut io = ApacheIo::new(r, eff.enable_sendfile);
+            if eff.error_override {
+                overridden = Some(io.override_errors());
+            }
             let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
             finishing = io;
             outcome
@@ -457,6 +466,9 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
         if outcome == wsgi::Outcome::Complete {
             if let Some(mut io) = finishing {
                 let _ = io.finish();
+            }
+            if let Some(code) = overridden.map(|o| o.load(std::sync::atomic::Ordering::Relaxed)).filter(|c| *c != 0) {
+                return code as c_int;
             }
         }
         match outcome {

@@ -19,6 +19,10 @@ pub struct ApacheIo {
     pending: usize,
     eof: bool,
     sendfile: bool,
+    /// WSGIErrorOverride: an error status from the application is left to Apache's
+    /// ErrorDocument; the status is recorded here and the application's body dropped.
+    error_override: bool,
+    overridden: std::sync::Arc<std::sync::atomic::AtomicU16>,
 }
 
 /// Output collected beyond this is passed on without waiting for more.
@@ -71,8 +75,19 @@ impl ApacheIo {
             let alloc = (*(*r).connection).bucket_alloc;
             let bb_in = ffi::apr_brigade_create((*r).pool, alloc);
             let bb_out = ffi::apr_brigade_create((*r).pool, alloc);
-            ApacheIo { r, bb_in, bb_out, pending: 0, eof: false, sendfile }
+            ApacheIo { r, bb_in, bb_out, pending: 0, eof: false, sendfile, error_override: false, overridden: Default::default() }
         }
+    }
+
+    /// Turns on WSGIErrorOverride; the returned handle tells the handler which status (if any)
+    /// it must return for Apache to render.
+    pub fn override_errors(&mut self) -> std::sync::Arc<std::sync::atomic::AtomicU16> {
+        self.error_override = true;
+        self.overridden.clone()
+    }
+
+    fn is_overridden(&self) -> bool {
+        self.overridden.load(std::sync::atomic::Ordering::Relaxed) != 0
     }
 
     fn pool(&self) -> *mut ffi::apr_pool_t {
@@ -154,6 +169,10 @@ impl RequestIo for ApacheIo {
     }
 
     fn send_head(&mut self, head: &ResponseHead) -> Result<(), IoError> {
+        if self.error_override && head.code >= 400 {
+            self.overridden.store(head.code, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
         // SAFETY: r is live; every string handed to Apache is copied into the request pool first.
         unsafe {
             (*self.r).status = head.code as i32;
@@ -174,6 +193,9 @@ impl RequestIo for ApacheIo {
     }
 
     fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), IoError> {
+        if self.is_overridden() {
+            return Ok(());
+        }
         if self.client_aborted() {
             return Err(IoError::ClientGone("connection aborted".into()));
         }
@@ -193,6 +215,9 @@ impl RequestIo for ApacheIo {
     }
 
     fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<bool, IoError> {
+        if self.is_overridden() {
+            return Ok(true);
+        }
         // SAFETY: the descriptor is duplicated, so the application may close its file at once;
         // the duplicate is closed by a cleanup on the request pool, after Apache sent the data.
         // apr_os_file_put wraps it without registering a cleanup of its own.
@@ -239,6 +264,10 @@ impl RequestIo for ApacheIo {
     }
 
     fn finish(&mut self) -> Result<(), IoError> {
+        if self.is_overridden() {
+            // The handler returns the status; Apache sends its own error response.
+            return Ok(());
+        }
         // SAFETY: appending the end-of-stream bucket to our brigade.
         unsafe { brigade::insert_tail(self.bb_out, ffi::apr_bucket_eos_create(self.alloc())) };
         self.pass(false)
