@@ -342,9 +342,8 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 ffi::ap_destroy_sub_req(sub);
             }
         }
-        let translated = pool_cstr((*r).pool, &translated);
         if !path_info.is_empty() {
-            cgi.push(("PATH_TRANSLATED", c_bytes(translated)));
+            cgi.push(("PATH_TRANSLATED", c_bytes(pool_cstr((*r).pool, &translated))));
         }
         let conn = (*r).connection;
         let listener_port = pool_cstr((*r).pool, (*(*conn).local_addr).port.to_string().as_bytes());
@@ -374,7 +373,6 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
         let scheme = String::from_utf8_lossy(c_bytes(ffi::ap_run_http_scheme(r))).into_owned();
         let request_id = format!("{:x}.{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
         let mtime = (*r).finfo.mtime;
-        let chunked = table_get(headers_in, c"Transfer-Encoding").is_some();
 
         let call = wsgi::Call {
             cgi: &cgi,
@@ -384,7 +382,6 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 callable_object: &callable,
                 script_reloading: eff.script_reloading,
                 request_id: &request_id,
-                input_terminated: chunked,
             },
             script: &script,
         };
@@ -414,7 +411,6 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 header_only: (*r).header_only != 0,
                 url_scheme: call.info.url_scheme,
                 request_id: &request_id,
-                input_terminated: chunked,
                 client: &client,
                 cgi: &cgi,
             };

@@ -279,7 +279,6 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
             callable_object: &req.callable,
             script_reloading: req.script_reloading,
             request_id: &req.request_id,
-            input_terminated: req.input_terminated,
         },
         script: &req.script,
     };

@@ -136,7 +136,6 @@ pub fn encode(f: &Frame) -> Vec<u8> {
                 header_only: r.header_only,
                 url_scheme: &r.url_scheme,
                 request_id: &r.request_id,
-                input_terminated: r.input_terminated,
                 client: &r.client,
                 cgi: &cgi,
             });
@@ -182,7 +181,6 @@ pub fn encode_request(r: &RequestRef<'_>) -> Vec<u8> {
     w.u8(r.header_only as u8);
     w.str(r.url_scheme);
     w.str(r.request_id);
-    w.u8(r.input_terminated as u8);
     w.str(r.client);
     w.u32(r.cgi.len() as u32);
     for (k, v) in r.cgi {
@@ -233,7 +231,6 @@ fn decode_payload(ty: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
                 header_only: r.bool()?,
                 url_scheme: r.string()?,
                 request_id: r.string()?,
-                input_terminated: r.bool()?,
                 client: r.string()?,
                 cgi: Vec::new(),
             };
@@ -328,7 +325,6 @@ mod tests {
                 header_only: false,
                 url_scheme: "https".into(),
                 request_id: "1.2".into(),
-                input_terminated: true,
                 client: "127.0.0.1:5555".into(),
                 cgi: vec![("PATH_INFO".into(), b"/caf\xc3\xa9".to_vec()), ("QUERY_STRING".into(), vec![])],
             })),

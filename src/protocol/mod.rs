@@ -35,7 +35,6 @@ pub struct Request {
     pub header_only: bool,
     pub url_scheme: String,
     pub request_id: String,
-    pub input_terminated: bool,
     /// The client's address, for log lines.
     pub client: String,
     /// CGI variables: name and raw value.
@@ -53,7 +52,6 @@ pub struct RequestRef<'a> {
     pub header_only: bool,
     pub url_scheme: &'a str,
     pub request_id: &'a str,
-    pub input_terminated: bool,
     pub client: &'a str,
     pub cgi: &'a [(&'a str, &'a [u8])],
 }

@@ -33,7 +33,6 @@ pub struct RequestInfo<'a> {
     pub callable_object: &'a str,
     pub script_reloading: bool,
     pub request_id: &'a str,
-    pub input_terminated: bool,
 }
 
 static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();

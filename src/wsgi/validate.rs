@@ -52,21 +52,6 @@ pub fn header_value(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Headers a WSGI application may not set (RFC 7230 hop-by-hop), as PEP 3333 says.
-pub fn is_hop_by_hop(name: &str) -> bool {
-    const HOP: [&str; 8] = [
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    ];
-    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,12 +90,5 @@ mod tests {
         assert!(header_value("X", "a\r\nSet-Cookie: x").is_err());
         assert!(header_value("X", "\u{20ac}").is_err());
         assert!(header_value("X", "a\x00b").is_err());
-    }
-
-    #[test]
-    fn hop_by_hop() {
-        assert!(is_hop_by_hop("Connection"));
-        assert!(is_hop_by_hop("transfer-encoding"));
-        assert!(!is_hop_by_hop("Content-Length"));
     }
 }
