@@ -45,3 +45,7 @@ pub const DAEMON_DIED: &str = "WR0120";
 pub const DAEMON_UNAVAILABLE: &str = "WR0121";
 /// A daemon process exited unexpectedly and is being replaced.
 pub const DAEMON_EXITED: &str = "WR0122";
+/// A Python interpreter for an application group could not be created or set up.
+pub const INTERPRETER_FAILED: &str = "WR0123";
+/// An extension module failed or hung in a sub-interpreter; the fix is WSGIApplicationGroup %{GLOBAL}.
+pub const SUBINTERPRETER_UNSUPPORTED: &str = "WR0124";

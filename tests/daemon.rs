@@ -368,8 +368,9 @@ fn import_script_preloads_at_process_start() {
         .conf("WSGIDaemonProcess g processes=1 threads=2")
         .conf("WSGIImportScript {dir}/scripts/pid.wsgi process-group=g application-group=%{GLOBAL}")
         .conf("WSGIImportScript {dir}/scripts/hello.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}")
-        .conf("WSGIScriptAlias /pid {dir}/scripts/pid.wsgi process-group=g")
-        .conf("WSGIScriptAlias /hello {dir}/scripts/hello.wsgi")
+        // A preloaded script serves only the mounts in the same process and application group.
+        .conf("WSGIScriptAlias /pid {dir}/scripts/pid.wsgi process-group=g application-group=%{GLOBAL}")
+        .conf("WSGIScriptAlias /hello {dir}/scripts/hello.wsgi application-group=%{GLOBAL}")
         .start();
     // Loaded before any request: in the daemon process and in the Apache children.
     assert!(a.wait_log("Loading Python script file", Duration::from_secs(5)));
@@ -384,7 +385,8 @@ fn import_script_preloads_at_process_start() {
     }
     let log = a.error_log();
     assert!(!log.contains("restarting"), "{log}");
-    assert_eq!(log.matches("pid.wsgi' (pid").count(), 1, "loaded once: {log}");
+    assert_eq!(log.matches("pid.wsgi' into application group '' (pid").count(), 1, "loaded once: {log}");
+    assert!(!log.contains("Create interpreter"), "everything ran in the main interpreter: {log}");
 }
 
 #[test]

@@ -395,11 +395,11 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             return;
         }
         log::log_server(s, ffi::APLOG_INFO, &format!("Daemon process group '{}' listens on '{path}'.", spec.name));
-        let imports: Vec<String> = with_global(|g| {
+        let imports: Vec<(String, String)> = with_global(|g| {
             g.imports
                 .iter()
                 .filter(|i| matches!(&i.process_group, crate::config::GroupSpec::Named(n) if *n == spec.name))
-                .map(|i| i.script.clone())
+                .map(|i| (i.script.clone(), crate::config::fixed_group_name(&i.application_group)))
                 .collect()
         });
         groups.push(Arc::new(GroupRuntime {

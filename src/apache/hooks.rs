@@ -4,7 +4,6 @@
 use std::ffi::{CStr, c_char, c_int};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pyo3::prelude::*;
 
 use super::cfg::{self, with_global};
 use super::ffi;
@@ -12,7 +11,7 @@ use super::log;
 use super::request::{ApacheIo, cstring};
 use crate::codes;
 use crate::config::{self as conf, DirSettings, ScriptAlias};
-use crate::python::{interp, scripts};
+use crate::python::{interp, pool, scripts};
 use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
 
 const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
@@ -118,6 +117,8 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
                 ffi::AP_SERVER_MINORVERSION_NUMBER as u32,
                 ffi::AP_SERVER_PATCHLEVEL_NUMBER as u32,
             ),
+            maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1) as u32,
+            threads_per_process: mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as u32,
         };
         tracing::info!(target: "wsgi", "Initializing Python {} in process {} (embedded mode).", interp::python_version(), std::process::id());
         let opts = interp::InitOptions {
@@ -135,19 +136,11 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
             };
             log::log_server(s, ffi::APLOG_ERR, &format!("{}: cannot initialise Python in process {}: {e}{hint}", codes::PYTHON_INIT_FAILED, std::process::id()));
         } else {
-            let embedded: Vec<String> = global
-                .imports
-                .iter()
-                .filter(|i| i.process_group == conf::GroupSpec::Global)
-                .map(|i| i.script.clone())
-                .collect();
-            if !embedded.is_empty() {
-                interp::ensure_thread_state();
-                Python::attach(|py| {
-                    for path in &embedded {
-                        scripts::preload(py, path);
-                    }
-                });
+            for imp in global.imports.iter().filter(|i| i.process_group == conf::GroupSpec::Global) {
+                let group = conf::fixed_group_name(&imp.application_group);
+                if let Err(e) = pool::enter(&group, |py| scripts::preload(py, &group, &imp.script)) {
+                    log::log_server(s, ffi::APLOG_ERR, &format!("{e}; WSGIImportScript '{}' was not loaded", imp.script));
+                }
             }
         }
     })
@@ -434,11 +427,10 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 return ffi::HTTP_INTERNAL_SERVER_ERROR;
             }
         }
-        interp::ensure_thread_state();
         let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
         let mut overridden: Option<std::sync::Arc<std::sync::atomic::AtomicU16>> = None;
-        let outcome = Python::attach(|py| {
-            let app = match scripts::application(py, &script, mtime, eff.script_reloading, &callable) {
+        let entered = pool::enter(&app_group, |py| {
+            let app = match scripts::application(py, &app_group, &script, mtime, eff.script_reloading, &callable) {
                 Ok(app) => app,
                 Err(scripts::LoadError::Failed(lines)) => {
                     for l in lines {
@@ -459,6 +451,13 @@ unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
             finishing = io;
             outcome
         });
+        let outcome = match entered {
+            Ok(o) => o,
+            Err(e) => {
+                log::log_request(r, ffi::APLOG_ERR, &e);
+                wsgi::Outcome::Failed
+            }
+        };
         if outcome == wsgi::Outcome::Complete {
             if let Some(mut io) = finishing {
                 let _ = io.finish();

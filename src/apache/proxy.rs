@@ -241,14 +241,11 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
                 }
             },
         };
-        if std::io::Write::write_all(&mut s.s, &encoded).is_err() {
-            if pooled {
-                continue;
-            }
-            io.log(Severity::Error, &format!("{}: the connection to daemon process group '{name}' failed while sending the request; returning 503", codes::DAEMON_UNAVAILABLE));
-            return super::ffi::HTTP_SERVICE_UNAVAILABLE;
-        }
-        match relay(s, io, socket_timeout) {
+        // A daemon that has not received the whole request cannot have started it: a failed
+        // write (a pooled connection gone stale, or a process that greeted us and then began to
+        // drain) is always safe to send again.
+        let outcome = if std::io::Write::write_all(&mut s.s, &encoded).is_err() { Relay::Stale } else { relay(s, io, socket_timeout) };
+        match outcome {
             Relay::Done(kind, s) => {
                 if kind != EndKind::ClientGone {
                     put_idle(&rt.socket_path, s);

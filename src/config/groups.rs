@@ -223,6 +223,13 @@ pub fn application_group_name(
     resolve_group_name(spec, &ctx, env)
 }
 
+/// The name of a group fixed in the configuration, with no request to resolve it against (as
+/// WSGIImportScript's `application-group=` is): a literal name, or `""` for `%{GLOBAL}`.
+pub fn fixed_group_name(spec: &GroupSpec) -> String {
+    let ctx = GroupContext { server_name: "", port: 0, host: None, script_name: "" };
+    resolve_group_name(spec, &ctx, no_env)
+}
+
 /// Process group name resolution; the same rules as [`application_group_name`]
 /// (`%{GLOBAL}` → `""`, meaning embedded mode).
 pub fn process_group_name(
@@ -293,6 +300,8 @@ mod tests {
         assert_eq!(parse_process_group("%{SERVER}"), Ok(GroupSpec::Server));
         assert_eq!(parse_process_group("%{HOST}"), Ok(GroupSpec::Host));
         assert_eq!(parse_application_group("%{GLOBAL}"), Ok(GroupSpec::Global));
+        assert_eq!(fixed_group_name(&GroupSpec::Global), "");
+        assert_eq!(fixed_group_name(&GroupSpec::Named("preloaded".into())), "preloaded");
         assert_eq!(parse_application_group(""), Ok(GroupSpec::Global));
         assert_eq!(
             parse_application_group("site|/x"),

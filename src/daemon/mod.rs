@@ -28,8 +28,9 @@ pub struct GroupRuntime {
     pub gid: u32,
     pub user_name: String,
     pub apache_version: (u32, u32, u32),
-    /// WSGIImportScript files for this group, loaded when a worker starts.
-    pub imports: Vec<String>,
+    /// WSGIImportScript files for this group with their application group names, loaded when a
+    /// worker starts.
+    pub imports: Vec<(String, String)>,
 }
 
 /// Compares secrets in constant time.

@@ -18,7 +18,7 @@ use super::control::{self, Activity, Limits, RestartReason};
 use super::io::DaemonIo;
 use crate::protocol::fdpass::FrameReader;
 use crate::protocol::{self, EndKind, Frame};
-use crate::python::{interp, scripts};
+use crate::python::{interp, pool, scripts};
 use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
 
 /// Set by SIGTERM/SIGINT.
@@ -231,7 +231,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
         return false;
     }
     if req.script_reloading {
-        if let Some(loaded) = scripts::loaded_mtime(&req.script) {
+        if let Some(loaded) = scripts::loaded_mtime(&req.application_group, &req.script) {
             if loaded != req.mtime {
                 st.drain(RestartReason::ScriptTouched(req.script.clone()));
                 let _ = protocol::write_frame(&mut c.stream, &Frame::Retry("script changed; daemon process is restarting".into()));
@@ -283,9 +283,9 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
         script: &req.script,
     };
     let _ = rt;
-    interp::ensure_thread_state();
     let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
-    let outcome = Python::attach(|py| match scripts::application(py, &req.script, req.mtime, false, &req.callable) {
+    let group = req.application_group.as_str();
+    let entered = pool::enter(group, |py| match scripts::application(py, group, &req.script, req.mtime, false, &req.callable) {
         Ok(app) => {
             let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
             finishing = io;
@@ -301,6 +301,10 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
             tracing::error!(target: "wsgi", "[client {}] {msg}", req.client);
             None
         }
+    });
+    let outcome = entered.unwrap_or_else(|e| {
+        tracing::error!(target: "wsgi", "[client {}] {e}", req.client);
+        None
     });
     // Outside Python: push out the batched records (with the end record when complete).
     let complete = outcome == Some(wsgi::Outcome::Complete);
@@ -387,6 +391,8 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
             multiprocess: spec.multiprocess,
             process_group: spec.name.clone(),
             apache_version: rt.apache_version,
+            maximum_processes: spec.processes.max(1),
+            threads_per_process: spec.threads.max(1),
         }),
     };
     // lang= / locale=: the environment Python reads its encodings from at start-up.
@@ -409,13 +415,10 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         // SAFETY: exiting without running Apache's or Python's exit handlers.
         unsafe { libc::_exit(3) };
     }
-    if !rt.imports.is_empty() {
-        interp::ensure_thread_state();
-        Python::attach(|py| {
-            for path in &rt.imports {
-                scripts::preload(py, path);
-            }
-        });
+    for (path, group) in &rt.imports {
+        if let Err(e) = pool::enter(group, |py| scripts::preload(py, group, path)) {
+            tracing::error!(target: "wsgi", "{e}; WSGIImportScript '{path}' was not loaded");
+        }
     }
     let now = Instant::now();
     let st = Arc::new(State {

@@ -103,29 +103,15 @@ fn init_inner(opts: &InitOptions) -> Result<(), String> {
         ffi::PyConfig_Clear(&mut config);
         r?;
     }
+    let _ = OPTIONS.set(opts.clone());
     let setup = Python::attach(|py| -> PyResult<()> {
-        py.import("threading")?;
-        let sys = py.import("sys")?;
-        sys.setattr("stdout", Py::new(py, ProcessLog::new("stdout"))?)?;
-        sys.setattr("stderr", Py::new(py, ProcessLog::new("stderr"))?)?;
-        if !opts.python_path.is_empty() {
-            let site = py.import("site")?;
-            let path = sys.getattr("path")?;
-            let before: Vec<String> = path.extract()?;
-            for dir in &opts.python_path {
-                site.call_method1("addsitedir", (dir,))?;
-            }
-            // Like mod_wsgi: the added directories go to the front of sys.path.
-            let after: Vec<String> = path.extract()?;
-            let added: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
-            let mut reordered: Vec<&String> = added.clone();
-            reordered.extend(before.iter());
-            sys.setattr("path", reordered)?;
-        }
+        // Every Rust-defined type is made here, in the main interpreter, before any
+        // sub-interpreter exists (see `pool`: they are shared by all interpreters).
+        crate::wsgi::init_types(py)?;
         if let Some(p) = &opts.process {
             environ::init_template(py, p)?;
         }
-        Ok(())
+        setup_interpreter(py, "")
     });
     // SAFETY: Python is initialised and this thread holds the GIL (Py_InitializeFromConfig leaves
     // it held); releasing it lets worker threads attach. The thread state is kept for this thread.
@@ -135,16 +121,54 @@ fn init_inner(opts: &InitOptions) -> Result<(), String> {
     setup.map_err(|e| format!("Python started but its setup failed: {e}"))
 }
 
-/// Runs the functions registered with `atexit`, as a process shuts down (mod_wsgi does the same);
-/// errors are logged, never raised.
+/// The options Python was initialised with in this process (for later interpreters).
+static OPTIONS: OnceLock<InitOptions> = OnceLock::new();
+
+/// Prepares the current interpreter (the main one, `group == ""`, or a new sub-interpreter):
+/// `threading` imported, `sys.stdout`/`sys.stderr` into the error log, `WSGIPythonPath` /
+/// `python-path=` directories in front of `sys.path`, and an importable `mod_wsgi` module.
+pub fn setup_interpreter(py: Python<'_>, group: &str) -> PyResult<()> {
+    let opts = OPTIONS.get().cloned().unwrap_or_default();
+    py.import("threading")?;
+    let sys = py.import("sys")?;
+    sys.setattr("stdout", Py::new(py, ProcessLog::new("stdout"))?)?;
+    sys.setattr("stderr", Py::new(py, ProcessLog::new("stderr"))?)?;
+    if !opts.python_path.is_empty() {
+        let site = py.import("site")?;
+        let path = sys.getattr("path")?;
+        let before: Vec<String> = path.extract()?;
+        for dir in &opts.python_path {
+            site.call_method1("addsitedir", (dir,))?;
+        }
+        // Like mod_wsgi: the added directories go to the front of sys.path.
+        let after: Vec<String> = path.extract()?;
+        let added: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+        let mut reordered: Vec<&String> = added.clone();
+        reordered.extend(before.iter());
+        sys.setattr("path", reordered)?;
+    }
+    let m = pyo3::types::PyModule::new(py, "mod_wsgi")?;
+    m.setattr("version", environ::VERSION)?;
+    m.setattr("application_group", group)?;
+    let info = opts.process.as_ref();
+    m.setattr("process_group", info.map_or("", |p| p.process_group.as_str()))?;
+    m.setattr("maximum_processes", info.map_or(1, |p| p.maximum_processes))?;
+    m.setattr("threads_per_process", info.map_or(1, |p| p.threads_per_process))?;
+    m.setattr("FileWrapper", py.get_type::<crate::wsgi::file_wrapper::FileWrapper>())?;
+    sys.getattr("modules")?.set_item("mod_wsgi", m)?;
+    Ok(())
+}
+
+/// Runs the functions registered with `atexit` in every interpreter of this process
+/// (sub-interpreters first, then the main one), as a process shuts down (mod_wsgi does the same);
+/// errors are logged, never raised. Interpreters are not torn down: the process exits next.
 pub fn run_exit_hooks() {
     if !matches!(status(), Some(Ok(()))) {
         return;
     }
-    ensure_thread_state();
-    Python::attach(|py| {
+    super::pool::for_each_at_exit(|py, group| {
         if let Err(e) = py.import("atexit").and_then(|m| m.call_method0("_run_exitfuncs")) {
-            tracing::error!(target: "wsgi", "atexit functions raised: {e}");
+            tracing::error!(target: "wsgi", "atexit functions of application group '{group}' raised: {e}");
         }
     });
 }

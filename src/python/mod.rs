@@ -1,5 +1,7 @@
-//! The CPython side: starting the interpreter in a process, per-thread thread states, and loading
-//! WSGI script files. (The WSGI adapter itself is in `crate::wsgi`.)
+//! The CPython side: starting Python in a process, per-thread thread states, the interpreter
+//! pool (one interpreter per application group) and loading WSGI script files. (The WSGI adapter
+//! itself is in `crate::wsgi`.)
 
 pub mod interp;
+pub mod pool;
 pub mod scripts;

@@ -2,7 +2,10 @@
 //!
 //! Each script file is executed from its path as a module of its own (named from a hash of the
 //! path, registered in `sys.modules`, never imported by name nor put on `sys.path`), once per
-//! process, and executed afresh when its modification time changes (WSGIScriptReloading On).
+//! application group (interpreter) of the process, and executed afresh when its modification time
+//! changes (WSGIScriptReloading On). Callers run these functions inside the group's interpreter
+//! (`crate::python::pool::enter`) and pass the same group name: a module is only ever used in the
+//! interpreter that made it.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -18,8 +21,8 @@ struct Loaded {
     mtime: i64,
 }
 
-/// Scripts loaded in this process, by path.
-static LOADED: Mutex<Option<HashMap<String, Loaded>>> = Mutex::new(None);
+/// Scripts loaded in this process, by (application group, path).
+static LOADED: Mutex<Option<HashMap<(String, String), Loaded>>> = Mutex::new(None);
 /// Serialises executing scripts so that concurrent first requests run a script once. A flag and
 /// a condition variable rather than a guard, so it can be taken with the GIL released and held
 /// while Python runs.
@@ -65,9 +68,13 @@ pub fn module_name(path: &str) -> String {
     format!("_mod_wsgi_{:016x}", h.finish())
 }
 
-fn cached(py: Python<'_>, path: &str, mtime: i64, reloading: bool) -> Option<Py<PyModule>> {
+fn key(group: &str, path: &str) -> (String, String) {
+    (group.to_string(), path.to_string())
+}
+
+fn cached(py: Python<'_>, group: &str, path: &str, mtime: i64, reloading: bool) -> Option<Py<PyModule>> {
     let g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    let entry = g.as_ref()?.get(path)?;
+    let entry = g.as_ref()?.get(&key(group, path))?;
     if reloading && entry.mtime != mtime {
         return None;
     }
@@ -99,14 +106,14 @@ pub fn file_mtime(path: &str) -> Option<i64> {
     Some(m.mtime() * 1_000_000 + m.mtime_nsec() / 1_000)
 }
 
-/// WSGIImportScript: loads a script at process start, before any request. Failures are logged
-/// (the script is tried again by the first request that needs it).
-pub fn preload(py: Python<'_>, path: &str) {
+/// WSGIImportScript: loads a script into application group `group` at process start, before any
+/// request. Failures are logged (the script is tried again by the first request that needs it).
+pub fn preload(py: Python<'_>, group: &str, path: &str) {
     let Some(mtime) = file_mtime(path) else {
         tracing::error!(target: "wsgi", "{}: WSGIImportScript '{path}' cannot be read", codes::SCRIPT_MISSING);
         return;
     };
-    match application(py, path, mtime, true, "\0") {
+    match application(py, group, path, mtime, true, "\0") {
         Ok(_) | Err(LoadError::NoCallable(_)) => {}
         Err(LoadError::Failed(lines)) => {
             for l in lines {
@@ -116,9 +123,9 @@ pub fn preload(py: Python<'_>, path: &str) {
     }
 }
 
-/// The mtime a script was loaded with in this process, if it was loaded.
-pub fn loaded_mtime(path: &str) -> Option<i64> {
-    LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?.get(path).map(|l| l.mtime)
+/// The mtime a script was loaded with in application group `group`, if it was loaded there.
+pub fn loaded_mtime(group: &str, path: &str) -> Option<i64> {
+    LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?.get(&key(group, path)).map(|l| l.mtime)
 }
 
 /// Returns the script's callable `callable`, loading or reloading the script as needed.
@@ -127,27 +134,28 @@ pub fn loaded_mtime(path: &str) -> Option<i64> {
 /// WSGIScriptReloading.
 pub fn application<'py>(
     py: Python<'py>,
+    group: &str,
     path: &str,
     mtime: i64,
     reloading: bool,
     callable: &str,
 ) -> Result<Bound<'py, PyAny>, LoadError> {
-    let module = match cached(py, path, mtime, reloading) {
+    let module = match cached(py, group, path, mtime, reloading) {
         Some(m) => m,
         None => {
             // Wait for the load lock without the GIL, so a thread that holds it can progress.
             let _guard = LoadGuard::acquire(py);
-            match cached(py, path, mtime, reloading) {
+            match cached(py, group, path, mtime, reloading) {
                 Some(m) => m,
                 None => {
-                    let reload = LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|m| m.contains_key(path));
+                    let reload = LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|m| m.contains_key(&key(group, path)));
                     let verb = if reload { "Reloading" } else { "Loading" };
-                    tracing::info!(target: "wsgi", "{verb} Python script file '{path}' (pid {}).", std::process::id());
+                    tracing::info!(target: "wsgi", "{verb} Python script file '{path}' into application group '{group}' (pid {}).", std::process::id());
                     match execute(py, path) {
                         Ok(m) => {
                             let old = {
                                 let mut g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-                                g.get_or_insert_with(HashMap::new).insert(path.to_string(), Loaded { module: m.clone_ref(py), mtime })
+                                g.get_or_insert_with(HashMap::new).insert(key(group, path), Loaded { module: m.clone_ref(py), mtime })
                             };
                             // Dropping the old module may run Python code: never under the lock.
                             drop(old);
@@ -163,6 +171,10 @@ pub fn application<'py>(
                                     .into_iter()
                                     .map(|l| format!("{}: {l}", codes::SCRIPT_LOAD_FAILED)),
                             );
+                            // An extension that cannot live in a sub-interpreter: say what to do.
+                            if let Some(hint) = super::pool::subinterpreter_hint(group, &lines.join("\n")) {
+                                lines.push(hint);
+                            }
                             return Err(LoadError::Failed(lines));
                         }
                     }

@@ -24,6 +24,10 @@ pub struct ProcessInfo {
     pub process_group: String,
     /// Apache's version as (major, minor, patch).
     pub apache_version: (u32, u32, u32),
+    /// `mod_wsgi.maximum_processes`: Apache's process limit (embedded) or `processes=` (daemon).
+    pub maximum_processes: u32,
+    /// `mod_wsgi.threads_per_process`: threads per Apache child (embedded) or `threads=`.
+    pub threads_per_process: u32,
 }
 
 /// Per-request values that are not CGI variables.

@@ -17,6 +17,19 @@ pub use self::core::Core;
 pub use self::io::{IoError, RequestIo, ResponseHead, Severity};
 pub use self::response::Outcome;
 
+/// Creates the type objects of every Python-visible type of the adapter. Called once, in the
+/// main interpreter, before any sub-interpreter exists: the types are then shared by all
+/// interpreters of the process (see `crate::python::pool` for why that is sound).
+pub fn init_types(py: Python<'_>) -> PyResult<()> {
+    py.get_type::<errors::Errors>();
+    py.get_type::<errors::ProcessLog>();
+    py.get_type::<input::Input>();
+    py.get_type::<start_response::StartResponse>();
+    py.get_type::<start_response::Write>();
+    py.get_type::<file_wrapper::FileWrapper>();
+    Ok(())
+}
+
 /// Everything needed to serve one request once the application callable is known.
 pub struct Call<'a> {
     pub cgi: &'a [(&'a str, &'a [u8])],
