@@ -49,3 +49,5 @@ pub const DAEMON_EXITED: &str = "WR0122";
 pub const INTERPRETER_FAILED: &str = "WR0123";
 /// An extension module failed or hung in a sub-interpreter; the fix is WSGIApplicationGroup %{GLOBAL}.
 pub const SUBINTERPRETER_UNSUPPORTED: &str = "WR0124";
+/// A daemon process's GIL could not be taken for deadlock-timeout; the process restarts.
+pub const DEADLOCK_TIMEOUT: &str = "WR0125";

@@ -56,7 +56,8 @@ struct State {
     served: AtomicU64,
     started: Instant,
     last_activity: Mutex<Instant>,
-    running: Mutex<HashMap<u64, Instant>>,
+    /// Requests running now: when each started, and in which application group.
+    running: Mutex<HashMap<u64, (Instant, String)>>,
     seq: AtomicU64,
     /// Write end of the pipe to the manager ("start my replacement now").
     notify_fd: RawFd,
@@ -82,8 +83,23 @@ impl State {
             served: self.served.load(Ordering::Relaxed),
             active: self.active.load(Ordering::Relaxed),
             last_activity: *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()),
-            oldest_running: self.running.lock().unwrap_or_else(|e| e.into_inner()).values().min().copied(),
+            oldest_running: self.running.lock().unwrap_or_else(|e| e.into_inner()).values().map(|(t, _)| *t).min(),
         }
+    }
+
+    /// The application groups other than `%{GLOBAL}` of requests running for at least `age`.
+    fn sub_interpreter_groups_running(&self, age: Duration) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|(t, g)| !g.is_empty() && t.elapsed() >= age)
+            .map(|(_, g)| g.clone())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
     }
 }
 
@@ -244,7 +260,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
     }
     let seq = st.seq.fetch_add(1, Ordering::Relaxed);
     st.active.fetch_add(1, Ordering::SeqCst);
-    st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, Instant::now());
+    st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, (Instant::now(), req.application_group.clone()));
 
     let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, c, &req))) {
         Ok(k) => k,
@@ -491,9 +507,12 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         }
         if !st.draining.load(Ordering::SeqCst) {
             if let Some(reason) = control::check(&limits, &st.activity(), Instant::now()) {
-                if matches!(reason, RestartReason::RequestTimeout(_)) {
+                if let RestartReason::RequestTimeout(t) = reason {
                     timed_out = true;
                     dump_stacks();
+                    for group in st.sub_interpreter_groups_running(t) {
+                        tracing::error!(target: "wsgi", "{}", pool::stuck_hint(&group, "request-timeout"));
+                    }
                 }
                 st.drain(reason);
             }
@@ -501,7 +520,10 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         if let Some(t) = spec.deadlock_timeout {
             let seen = *gil_seen.lock().unwrap_or_else(|e| e.into_inner());
             if seen.elapsed() > t + Duration::from_secs(1) {
-                tracing::error!(target: "wsgi", "{}: daemon process '{}' (pid {}): the Python GIL could not be taken for {}s (deadlock-timeout); the process restarts", crate::codes::REQUEST_TIMEOUT, spec.name, std::process::id(), t.as_secs());
+                tracing::error!(target: "wsgi", "{}: daemon process '{}' (pid {}): the Python GIL could not be taken for {}s (deadlock-timeout); the process restarts", crate::codes::DEADLOCK_TIMEOUT, spec.name, std::process::id(), t.as_secs());
+                for group in st.sub_interpreter_groups_running(Duration::ZERO) {
+                    tracing::error!(target: "wsgi", "{}", pool::stuck_hint(&group, "deadlock-timeout"));
+                }
                 // A deadlocked interpreter cannot finish requests: leave now.
                 // SAFETY: leaving without Apache's or Python's exit handlers.
                 unsafe { libc::_exit(4) };

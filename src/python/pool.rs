@@ -205,11 +205,12 @@ pub fn subinterpreter_hint(group: &str, message: &str) -> Option<String> {
         return None;
     }
     let m = message.to_ascii_lowercase();
-    const SIGNS: [&str; 6] = [
+    const SIGNS: [&str; 7] = [
         "subinterpreter",
         "sub-interpreter",
         "interpreter change detected",
         "one interpreter per process",
+        "once per interpreter process",
         "does not support loading in",
         "single-phase init",
     ];
@@ -238,6 +239,7 @@ mod tests {
         let h = subinterpreter_hint("site|/a", "ImportError: Interpreter change detected - this module can only be loaded into one interpreter per process.").unwrap();
         assert!(h.contains("WSGIApplicationGroup %{GLOBAL}") && h.contains("'site|/a'"), "{h}");
         assert!(subinterpreter_hint("x", "ImportError: PyO3 modules do not yet support subinterpreters").is_some());
+        assert!(subinterpreter_hint("x", "ImportError: PyO3 modules may only be initialized once per interpreter process").is_some());
         assert!(subinterpreter_hint("x", "ModuleNotFoundError: No module named 'numpy'").is_none());
         assert!(subinterpreter_hint("", "does not support subinterpreters").is_none(), "the main interpreter needs no hint");
         let s = stuck_hint("g", "request-timeout");
