@@ -7,6 +7,9 @@ BIG_FILE = os.path.join(os.path.dirname(__file__), 'big.bin')
 
 def application(environ, start_response):
     path = environ.get('PATH_INFO', '')
+    if path == '/pid':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [str(os.getpid()).encode()]
     if path == '/1m':
         start_response('200 OK', [('Content-Type', 'application/octet-stream'),
                                   ('Content-Length', str(len(MIB)))])

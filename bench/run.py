@@ -80,6 +80,8 @@ WSGIScriptAlias /dhello {dir}/scripts/dhello.wsgi
     WSGIProcessGroup bench
 </Location>
 WSGIScriptAlias /hello {dir}/scripts/hello.wsgi
+WSGIScriptAlias /ghello {dir}/scripts/hello.wsgi application-group=%{{GLOBAL}}
+WSGIScriptAliasMatch ^/m([0-9]+)$ {dir}/scripts/hello.wsgi
 WSGIScriptAlias /app {dir}/scripts/app.wsgi
 <Directory {dir}/scripts>
     Require all granted
@@ -192,6 +194,26 @@ def wrk(url, duration, connections, script=None):
     return {'rps': rps, 'p99': p99, 'errors': errors + (int(non2xx.group(1)) if non2xx else 0)}
 
 
+def rss_of(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
+def interpreter_cost_mib(srv, k=10):
+    """RSS added to the Apache child by each further sub-interpreter (one per /mN mount)."""
+    from urllib.request import urlopen
+    pid = int(urlopen(srv.url('/app/pid')).read())
+    for i in range(3):
+        urlopen(srv.url('/m%d' % i)).read()
+    before = rss_of(pid)
+    for i in range(3, 3 + k):
+        urlopen(srv.url('/m%d' % i)).read()
+    return (rss_of(pid) - before) / 1024 / k
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--duration', type=int, default=8)
@@ -215,6 +237,7 @@ def main():
     d = args.duration
     cases = [
         ('hello world', {'this': '/hello', 'mod_wsgi': '/hello', 'static': '/hello.txt'}, 16, None),
+        ('hello world, %{GLOBAL}', {'this': '/ghello', 'mod_wsgi': '/ghello', 'static': '/hello.txt'}, 16, None),
         ('daemon hello world (processes=2 threads=15)', {'this': '/dhello', 'mod_wsgi': '/dhello', 'static': '/hello.txt'}, 16, None),
         ('1 MiB response', {'this': '/app/1m', 'mod_wsgi': '/app/1m', 'static': '/1m.bin'}, 4, None),
         ('32 MiB file_wrapper', {'this': '/app/file', 'mod_wsgi': '/app/file', 'static': '/big.bin'}, 2, None),
@@ -249,6 +272,12 @@ def main():
         for s in servers.values():
             s.stop()
         raise
+
+    interp_cost = {}
+    if 'interpreter' in args.only or not args.only:
+        for who in ('this', 'mod_wsgi'):
+            interp_cost[who] = interpreter_cost_mib(servers[who])
+            print('%-45s %-9s %8.2f MiB' % ('RSS per extra sub-interpreter', who, interp_cost[who]), file=sys.stderr)
 
     # Reload under load: the daemon script is touched every 2 s during a longer run.
     reload_rows = []
@@ -294,6 +323,13 @@ def main():
             lines.append('| %s | %.0f | %d | %d | %s |' % (
                 'this module' if who == 'this' else 'mod_wsgi 4.9.4', r['rps'], r['errors'], touches,
                 '%.0f%%' % (100 * r['rps'] / steady) if steady else '-'))
+    sub = {row['case']: row['this']['rps'] for row in results}
+    if 'hello world' in sub and 'hello world, %{GLOBAL}' in sub:
+        lines += ['', 'Hello world in a sub-interpreter (default mount) vs the same under %%{GLOBAL}: %.2fx'
+                  % (sub['hello world'] / sub['hello world, %{GLOBAL}'])]
+    if interp_cost:
+        lines += ['', 'RSS added to an Apache child by each further sub-interpreter (hello world loaded): '
+                  'this module %.2f MiB, mod_wsgi 4.9.4 %.2f MiB' % (interp_cost['this'], interp_cost['mod_wsgi'])]
     report = '\n'.join(lines)
     print(report)
     with open(os.path.join(HERE, 'RESULTS.md'), 'w') as f:
