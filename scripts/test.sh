@@ -3,7 +3,7 @@
 # event, worker and prefork MPMs. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh libapache2-mod-wsgi-py3
+source scripts/setup.sh libapache2-mod-wsgi-py3 python3-cryptography
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "cargo-nextest not found; using cargo test" >&2
     cargo test --release --lib

@@ -61,7 +61,7 @@ pub unsafe fn pool_box<T>(p: *mut ffi::apr_pool_t, value: T) -> *mut T {
 
 /// Runs a configuration callback; a panic gives `fallback` instead of unwinding into Apache.
 fn no_unwind(fallback: *mut libc::c_void, f: impl FnOnce() -> *mut libc::c_void) -> *mut libc::c_void {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
+    super::boundary::no_panic(f, |_| fallback)
 }
 
 pub unsafe extern "C" fn create_server_config(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut libc::c_void {

@@ -21,8 +21,7 @@ unsafe fn result(cmd: *mut ffi::cmd_parms, r: Result<(), String>) -> *const c_ch
 
 /// Runs `f`, catching panics so that none crosses into Apache.
 fn guarded(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(format!("{}: internal error while reading this directive", crate::codes::INTERNAL_PANIC)))
+    super::boundary::no_panic(f, |_| Err(format!("{}: internal error while reading this directive", crate::codes::INTERNAL_PANIC)))
 }
 
 unsafe fn arg_str<'a>(p: *const c_char) -> &'a str {
@@ -74,7 +73,7 @@ pub unsafe extern "C" fn script_alias(cmd: *mut ffi::cmd_parms, _m: *mut c_void,
             let alias = if is_match { conf::parse_script_alias_match(raw)? } else { conf::parse_script_alias(raw)? };
             let mut regex = std::ptr::null_mut();
             if alias.regex {
-                let pat = super::request::cstring(&alias.url);
+                let pat = super::request_io::cstring(&alias.url);
                 regex = ffi::ap_pregcomp((*cmd).pool, pat.as_ptr(), ffi::AP_REG_EXTENDED);
                 if regex.is_null() {
                     return Err(format!("WSGIScriptAliasMatch: the regular expression '{}' does not compile; check its syntax", alias.url));

@@ -2,6 +2,7 @@
 //! request I/O and logging. Nothing here is reached by unit tests (httpd's symbols live in the
 //! server executable); the logic it calls is plain Rust elsewhere in the crate.
 
+mod boundary;
 mod brigade;
 mod cfg;
 mod daemon;
@@ -11,4 +12,6 @@ mod hooks;
 mod log;
 pub mod module;
 mod proxy;
+mod handler;
 mod request;
+mod request_io;

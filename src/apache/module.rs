@@ -139,6 +139,6 @@ unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
         ffi::ap_hook_pre_mpm(Some(hooks::pre_mpm), null(), null(), ffi::APR_HOOK_MIDDLE);
         ffi::ap_hook_child_init(Some(hooks::child_init), null(), null(), ffi::APR_HOOK_MIDDLE);
         ffi::ap_hook_translate_name(Some(hooks::translate_name), AFTER_ALIAS.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE);
-        ffi::ap_hook_handler(Some(hooks::handler), null(), null(), ffi::APR_HOOK_MIDDLE);
+        ffi::ap_hook_handler(Some(super::handler::handler), null(), null(), ffi::APR_HOOK_MIDDLE);
     }
 }

@@ -1,289 +1,269 @@
-//! Request I/O in embedded mode: [`RequestIo`] over an Apache `request_rec`.
+//! A safe view of Apache's `request_rec` for the handler: everything it reads (request line,
+//! headers, the CGI environment, the mount `translate_name` found, server facts) as byte slices
+//! that live as long as the request.
 
-use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::ffi::{CStr, c_char};
+use std::marker::PhantomData;
+use std::time::Duration;
 
-use super::brigade;
+use super::cfg;
 use super::ffi;
 use super::log;
-use crate::wsgi::{IoError, RequestIo, ResponseHead, Severity};
+use crate::config::{DirSettings, ScriptAlias};
 
-/// One Apache request, for the WSGI adapter.
-pub struct ApacheIo {
+/// What `translate_name` found for a request, kept for the handler (allocated in the request
+/// pool, so it lives as long as the request).
+#[repr(C)]
+pub struct Hit {
+    pub alias: *const ScriptAlias,
+    pub script: *const c_char,
+    pub script_name: *const c_char,
+    pub path_info: *const c_char,
+}
+
+/// The mount a request was mapped to by `WSGIScriptAlias` / `WSGIScriptAliasMatch`.
+pub struct Mount<'r> {
+    pub alias: &'r ScriptAlias,
+    pub script: &'r [u8],
+    pub script_name: &'r [u8],
+    pub path_info: &'r [u8],
+}
+
+/// What the request's file is, as Apache's directory walk found it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    Missing,
+    Directory,
+    Other,
+}
+
+/// The live request of a running hook.
+#[derive(Clone, Copy)]
+pub struct Request<'r> {
     r: *mut ffi::request_rec,
-    bb_in: *mut ffi::apr_bucket_brigade,
-    /// Output not yet passed down the filter chain: small blocks are collected so that a whole
-    /// short response (and its end of stream) goes down at once and Apache can set
-    /// Content-Length itself.
-    bb_out: *mut ffi::apr_bucket_brigade,
-    pending: usize,
-    eof: bool,
-    sendfile: bool,
-    /// WSGIErrorOverride: an error status from the application is left to Apache's
-    /// ErrorDocument; the status is recorded here and the application's body dropped.
-    error_override: bool,
-    overridden: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    _life: PhantomData<&'r ffi::request_rec>,
 }
 
-/// Output collected beyond this is passed on without waiting for more.
-const PASS_AT: usize = 64 * 1024;
-
-// SAFETY: every use goes through the request's `Core` mutex, so calls are serialised even if an
-// application hands wsgi.input to another thread. Apache keeps the request and its pool alive
-// until the handler returns, and `wsgi::serve` takes this object out of the `Core` before it
-// returns (also when unwinding), so no Python object can reach it afterwards.
-unsafe impl Send for ApacheIo {}
-
-fn status_error(op: &str, rv: ffi::apr_status_t) -> IoError {
-    let mut buf = [0 as libc::c_char; 128];
-    // SAFETY: apr_strerror writes at most buf.len() bytes including the NUL into our buffer.
-    let msg = unsafe {
-        ffi::apr_strerror(rv, buf.as_mut_ptr(), buf.len());
-        std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
-    };
-    let gone = rv == libc::ECONNRESET
-        || rv == libc::ECONNABORTED
-        || rv == libc::EPIPE
-        || rv == ffi::APR_EOF as i32
-        || rv == ffi::APR_TIMEUP as i32
-        || rv == libc::ETIMEDOUT
-        || rv == ffi::AP_FILTER_ERROR;
-    let text = format!("{op}: {msg} (status {rv})");
-    if rv == libc::ENOSPC {
-        return IoError::TooLarge(format!("{op}: the request body exceeds LimitRequestBody"));
+/// Bytes of a NUL-terminated string from the request's pool (empty for NULL).
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that lives at least for `'r`.
+unsafe fn bytes<'r>(p: *const c_char) -> &'r [u8] {
+    if p.is_null() {
+        return b"";
     }
-    if gone { IoError::ClientGone(text) } else { IoError::Other(text) }
+    // SAFETY: as the caller promises.
+    unsafe { CStr::from_ptr(p).to_bytes() }
 }
 
-/// A str of code points below 256 (validated by start_response) as latin-1 bytes.
-fn latin1(s: &str) -> Vec<u8> {
-    s.chars().map(|c| c as u32 as u8).collect()
-}
-
-unsafe extern "C" fn close_fd(data: *mut libc::c_void) -> ffi::apr_status_t {
-    // SAFETY: data carries a descriptor this module dup'ed and owns.
-    unsafe { libc::close(data as usize as i32) };
-    0
-}
-
-impl ApacheIo {
+impl<'r> Request<'r> {
     /// # Safety
-    /// `r` must be the live request of the calling handler and outlive the returned object.
-    pub unsafe fn new(r: *mut ffi::request_rec, sendfile: bool) -> Self {
-        // SAFETY: r is live (caller); the brigades are allocated from the request pool.
+    /// `r` must be the live request of the calling hook, and the view (and everything borrowed
+    /// from it) must not be used after the hook returns.
+    pub unsafe fn from_raw(r: *mut ffi::request_rec) -> Self {
+        Request { r, _life: PhantomData }
+    }
+
+    /// The raw record, for the request I/O layer and logging.
+    pub fn raw(&self) -> *mut ffi::request_rec {
+        self.r
+    }
+
+    fn rec(&self) -> &'r ffi::request_rec {
+        // SAFETY: `from_raw`'s contract: r is live for 'r.
+        unsafe { &*self.r }
+    }
+
+    fn conn(&self) -> &'r ffi::conn_rec {
+        // SAFETY: a live request always has its live connection.
+        unsafe { &*self.rec().connection }
+    }
+
+    fn server(&self) -> &'r ffi::server_rec {
+        // SAFETY: a live request always has its live server.
+        unsafe { &*self.rec().server }
+    }
+
+    /// A string field of the request record.
+    fn field(&self, p: *const c_char) -> &'r [u8] {
+        // SAFETY: the request record's strings are in its pool (or static), alive for 'r.
+        unsafe { bytes(p) }
+    }
+
+    pub fn handler(&self) -> &'r [u8] {
+        self.field(self.rec().handler)
+    }
+    pub fn filename(&self) -> &'r [u8] {
+        self.field(self.rec().filename)
+    }
+    pub fn uri(&self) -> &'r [u8] {
+        self.field(self.rec().uri)
+    }
+    pub fn unparsed_uri(&self) -> &'r [u8] {
+        self.field(self.rec().unparsed_uri)
+    }
+    pub fn path_info(&self) -> &'r [u8] {
+        self.field(self.rec().path_info)
+    }
+    pub fn method(&self) -> &'r [u8] {
+        self.field(self.rec().method)
+    }
+    pub fn protocol(&self) -> &'r [u8] {
+        self.field(self.rec().protocol)
+    }
+    pub fn query_string(&self) -> &'r [u8] {
+        self.field(self.rec().args)
+    }
+    pub fn header_only(&self) -> bool {
+        self.rec().header_only != 0
+    }
+    /// The script file's modification time (microseconds), as Apache stat'ed it.
+    pub fn mtime(&self) -> i64 {
+        self.rec().finfo.mtime
+    }
+    /// When the request line was read (microseconds since the epoch).
+    pub fn request_time(&self) -> i64 {
+        self.rec().request_time
+    }
+
+    pub fn file_type(&self) -> FileType {
+        match self.rec().finfo.filetype {
+            ffi::apr_filetype_e_APR_NOFILE => FileType::Missing,
+            ffi::apr_filetype_e_APR_DIR => FileType::Directory,
+            _ => FileType::Other,
+        }
+    }
+
+    /// Whether `Options ExecCGI` is on for the request's directory.
+    pub fn allows_exec_cgi(&self) -> bool {
+        // SAFETY: ap_allow_options only reads the live request.
+        (unsafe { ffi::ap_allow_options(self.r) } & ffi::OPT_EXECCGI as i32) != 0
+    }
+
+    /// `LimitRequestBody` for this request (0: no limit).
+    pub fn limit_request_body(&self) -> i64 {
+        // SAFETY: only reads the live request's configuration.
+        unsafe { ffi::ap_get_limit_req_body(self.r) }
+    }
+
+    fn table_get(&self, t: *const ffi::apr_table_t, key: &str) -> Option<&'r [u8]> {
+        let key = std::ffi::CString::new(key).ok()?;
+        // SAFETY: t is one of the live request's tables; values live in its pool.
         unsafe {
-            let alloc = (*(*r).connection).bucket_alloc;
-            let bb_in = ffi::apr_brigade_create((*r).pool, alloc);
-            let bb_out = ffi::apr_brigade_create((*r).pool, alloc);
-            ApacheIo { r, bb_in, bb_out, pending: 0, eof: false, sendfile, error_override: false, overridden: Default::default() }
+            let v = ffi::apr_table_get(t, key.as_ptr());
+            if v.is_null() { None } else { Some(bytes(v)) }
         }
     }
 
-    /// Turns on WSGIErrorOverride; the returned handle tells the handler which status (if any)
-    /// it must return for Apache to render.
-    pub fn override_errors(&mut self) -> std::sync::Arc<std::sync::atomic::AtomicU16> {
-        self.error_override = true;
-        self.overridden.clone()
+    /// A request header.
+    pub fn header_in(&self, name: &str) -> Option<&'r [u8]> {
+        self.table_get(self.rec().headers_in, name)
     }
 
-    fn is_overridden(&self) -> bool {
-        self.overridden.load(std::sync::atomic::Ordering::Relaxed) != 0
+    /// A variable of the request's environment (`subprocess_env`).
+    pub fn env(&self, name: &str) -> Option<&'r [u8]> {
+        self.table_get(self.rec().subprocess_env, name)
     }
 
-    fn pool(&self) -> *mut ffi::apr_pool_t {
-        // SAFETY: r is live for our lifetime.
-        unsafe { (*self.r).pool }
+    /// Adds Apache's common CGI variables (HTTP_*, SERVER_*, REMOTE_*, ...) to the environment.
+    pub fn add_common_vars(&self) {
+        // SAFETY: the live request; Apache allocates the values in its pool.
+        unsafe { ffi::ap_add_common_vars(self.r) }
     }
 
-    fn alloc(&self) -> *mut ffi::apr_bucket_alloc_t {
-        // SAFETY: r and its connection are live.
-        unsafe { (*(*self.r).connection).bucket_alloc }
-    }
-
-    fn pstr(&self, s: &str) -> *mut libc::c_char {
-        let b = latin1(s);
-        // SAFETY: copies len bytes into the request pool and NUL-terminates.
-        unsafe { ffi::apr_pstrmemdup(self.pool(), b.as_ptr().cast(), b.len()) }
-    }
-
-    fn client_aborted(&self) -> bool {
-        // SAFETY: r and its connection are live.
-        unsafe { (*(*self.r).connection).aborted != 0 }
-    }
-
-    /// Passes what is collected down the filter chain, optionally with a FLUSH.
-    fn pass(&mut self, flush: bool) -> Result<(), IoError> {
-        // SAFETY: bb_out is our brigade; buckets in it are either copies (heap) or transient
-        // buckets whose memory the caller keeps alive until this returns (filters set aside
-        // what they keep).
+    /// Every (name, value) of the request's environment, in table order.
+    pub fn env_entries(&self) -> Vec<(&'r [u8], &'r [u8])> {
+        // SAFETY: the table and its entries live in the request pool; nelts entries follow elts.
         unsafe {
-            if flush {
-                brigade::insert_tail(self.bb_out, ffi::apr_bucket_flush_create(self.alloc()));
-            }
-            let rv = ffi::ap_pass_brigade((*self.r).output_filters, self.bb_out);
-            ffi::apr_brigade_cleanup(self.bb_out.cast());
-            self.pending = 0;
-            if rv != 0 || self.client_aborted() {
-                return Err(if rv != 0 { status_error("writing the response", rv) } else { IoError::ClientGone("connection aborted".into()) });
-            }
-        }
-        Ok(())
-    }
-}
-
-impl RequestIo for ApacheIo {
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
-        if self.eof || buf.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            // SAFETY: r is live; bb_in is our brigade; the filters fill it with at most buf.len()
-            // bytes (READBYTES) and flatten copies at most *len bytes into buf.
-            unsafe {
-                let rv = ffi::ap_get_brigade(
-                    (*self.r).input_filters,
-                    self.bb_in,
-                    ffi::ap_input_mode_t_AP_MODE_READBYTES,
-                    ffi::apr_read_type_e_APR_BLOCK_READ,
-                    buf.len() as ffi::apr_off_t,
-                );
-                if rv != 0 {
-                    ffi::apr_brigade_cleanup(self.bb_in.cast());
-                    return Err(status_error("reading the request body", rv));
-                }
-                let eos = brigade::has_eos(self.bb_in);
-                let mut len = buf.len() as ffi::apr_size_t;
-                let rv = ffi::apr_brigade_flatten(self.bb_in, buf.as_mut_ptr().cast(), &mut len);
-                ffi::apr_brigade_cleanup(self.bb_in.cast());
-                if rv != 0 {
-                    return Err(status_error("reading the request body", rv));
-                }
-                if eos {
-                    self.eof = true;
-                }
-                if len > 0 || self.eof {
-                    return Ok(len as usize);
-                }
-            }
+            let env = ffi::apr_table_elts(self.rec().subprocess_env);
+            let entries = std::slice::from_raw_parts((*env).elts as *const ffi::apr_table_entry_t, (*env).nelts.max(0) as usize);
+            entries.iter().filter(|e| !e.key.is_null()).map(|e| (bytes(e.key), bytes(e.val))).collect()
         }
     }
 
-    fn send_head(&mut self, head: &ResponseHead) -> Result<(), IoError> {
-        if self.error_override && head.code >= 400 {
-            self.overridden.store(head.code, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
-        }
-        // SAFETY: r is live; every string handed to Apache is copied into the request pool first.
+    /// The mount `translate_name` mapped this request to, if any.
+    pub fn mount(&self) -> Option<Mount<'r>> {
+        // SAFETY: our request config slot holds a Hit allocated in the request pool by
+        // translate_name (or nothing); its alias points into the server configuration, which
+        // outlives every request.
         unsafe {
-            (*self.r).status = head.code as i32;
-            (*self.r).status_line = self.pstr(&head.status);
-            for (name, value) in &head.headers {
-                if name.eq_ignore_ascii_case("content-type") {
-                    ffi::ap_set_content_type(self.r, self.pstr(value));
-                } else if name.eq_ignore_ascii_case("content-length") {
-                    if let Ok(n) = value.trim().parse::<i64>() {
-                        ffi::ap_set_content_length(self.r, n);
-                    }
-                } else {
-                    ffi::apr_table_add((*self.r).headers_out, self.pstr(name), self.pstr(value));
-                }
-            }
+            let hit = ffi::ap_get_module_config(self.rec().request_config, &raw const super::module::wsgi_module) as *const Hit;
+            let hit = hit.as_ref()?;
+            Some(Mount { alias: &*hit.alias, script: bytes(hit.script), script_name: bytes(hit.script_name), path_info: bytes(hit.path_info) })
         }
-        Ok(())
     }
 
-    fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), IoError> {
-        if self.is_overridden() {
-            return Ok(());
-        }
-        if self.client_aborted() {
-            return Err(IoError::ClientGone("connection aborted".into()));
-        }
-        // SAFETY: a large block is passed on before we return (transient: the filters copy what
-        // they keep); a small one is copied into a heap bucket now.
+    /// The merged per-directory settings.
+    pub fn dir_settings(&self) -> Option<&'r DirSettings> {
+        // SAFETY: the live request; the merged record lives in the request's pool.
+        unsafe { cfg::dir_cfg(self.r) }
+    }
+
+    /// `ServerName` of the virtual host that serves the request.
+    pub fn server_name(&self) -> &'r [u8] {
+        self.field(self.server().server_hostname)
+    }
+
+    /// The port the request is served on, as Apache reports it for CGI.
+    pub fn server_port(&self) -> u16 {
+        // SAFETY: only reads the live request.
+        unsafe { ffi::ap_get_server_port(self.r) }
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'r [u8] {
+        // SAFETY: the hook returns a static or pool string for the live request.
+        self.field(unsafe { ffi::ap_run_http_scheme(self.r) })
+    }
+
+    /// The server's `Timeout`.
+    pub fn server_timeout(&self) -> Duration {
+        Duration::from_micros(self.server().timeout.max(0) as u64)
+    }
+
+    /// The local address the connection arrived on.
+    pub fn local_ip(&self) -> &'r [u8] {
+        self.field(self.conn().local_ip)
+    }
+    pub fn local_port(&self) -> u16 {
+        // SAFETY: a live connection has its local address.
+        unsafe { (*self.conn().local_addr).port }
+    }
+
+    /// The client as `ip:port`.
+    pub fn client(&self) -> String {
+        let rec = self.rec();
+        // SAFETY: useragent_addr is null or the live client address.
+        let port = if rec.useragent_addr.is_null() { 0 } else { unsafe { (*rec.useragent_addr).port } };
+        format!("{}:{port}", String::from_utf8_lossy(self.field(rec.useragent_ip)))
+    }
+
+    /// Copies `b` into the request pool, for values that must live as long as the request.
+    pub fn pool_bytes(&self, b: &[u8]) -> &'r [u8] {
+        // SAFETY: apr_pstrmemdup copies into the live request pool and NUL-terminates.
+        unsafe { bytes(ffi::apr_pstrmemdup(self.rec().pool, b.as_ptr().cast(), b.len())) }
+    }
+
+    /// PATH_INFO mapped to a file path as Apache's CGI support does (a sub-request for it).
+    pub fn translate_path(&self, path_info: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let pi = super::request_io::cstring(&String::from_utf8_lossy(path_info));
+        // SAFETY: the escaped path and the sub-request live in the request pool; the sub-request
+        // is destroyed before returning and nothing borrowed from it is kept.
         unsafe {
-            if data.len() >= PASS_AT {
-                let e = ffi::apr_bucket_transient_create(data.as_ptr().cast(), data.len(), self.alloc());
-                brigade::insert_tail(self.bb_out, e);
-                return self.pass(flush);
+            let esc = ffi::ap_os_escape_path(self.rec().pool, pi.as_ptr(), 1);
+            let sub = ffi::ap_sub_req_lookup_uri(esc, self.r, std::ptr::null_mut());
+            if !sub.is_null() {
+                out.extend_from_slice(bytes((*sub).filename));
+                out.extend_from_slice(bytes((*sub).path_info));
+                ffi::ap_destroy_sub_req(sub);
             }
-            let e = ffi::apr_bucket_heap_create(data.as_ptr().cast(), data.len(), None, self.alloc());
-            brigade::insert_tail(self.bb_out, e);
         }
-        self.pending += data.len();
-        if flush || self.pending >= PASS_AT { self.pass(flush) } else { Ok(()) }
+        out
     }
 
-    fn send_file(&mut self, fd: RawFd, offset: u64, len: u64) -> Result<bool, IoError> {
-        if self.is_overridden() {
-            return Ok(true);
-        }
-        // SAFETY: the descriptor is duplicated, so the application may close its file at once;
-        // the duplicate is closed by a cleanup on the request pool, after Apache sent the data.
-        // apr_os_file_put wraps it without registering a cleanup of its own.
-        unsafe {
-            let dup = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
-            if dup < 0 {
-                return Ok(false);
-            }
-            ffi::apr_pool_cleanup_register(self.pool(), dup as usize as *const libc::c_void, Some(close_fd), Some(ffi::apr_pool_cleanup_null));
-            let mut file: *mut ffi::apr_file_t = std::ptr::null_mut();
-            let mut osfd: ffi::apr_os_file_t = dup;
-            let mut flags = ffi::APR_FOPEN_READ;
-            if self.sendfile {
-                flags |= ffi::APR_FOPEN_SENDFILE_ENABLED;
-            }
-            if ffi::apr_os_file_put(&mut file, &mut osfd, flags, self.pool()) != 0 {
-                return Ok(false);
-            }
-            ffi::apr_brigade_insert_file(self.bb_out, file, offset as ffi::apr_off_t, len as ffi::apr_off_t, self.pool());
-        }
-        self.pending += PASS_AT / 2;
-        Ok(true)
+    /// Logs against the request (Apache adds the client's address).
+    pub fn log(&self, level: i32, msg: &str) {
+        log::log_request(self.r, level, msg);
     }
-
-    fn may_block(&self, len: usize) -> bool {
-        self.pending + len >= PASS_AT
-    }
-
-    fn abort(&mut self) {
-        // What the application already produced goes out first (with the head), so the error
-        // bucket below can only cut the response, never replace it.
-        if self.pending > 0 && self.pass(true).is_err() {
-            return;
-        }
-        // SAFETY: r is live. An error bucket with 502 makes the chunk filter leave the body
-        // unterminated and the connection is closed after this response.
-        unsafe {
-            let c = (*self.r).connection;
-            (*c).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
-            let e = ffi::ap_bucket_error_create(ffi::HTTP_BAD_GATEWAY, std::ptr::null(), self.pool(), self.alloc());
-            brigade::insert_tail(self.bb_out, e);
-        }
-        let _ = self.pass(true);
-    }
-
-    fn finish(&mut self) -> Result<(), IoError> {
-        if self.is_overridden() {
-            // The handler returns the status; Apache sends its own error response.
-            return Ok(());
-        }
-        // SAFETY: appending the end-of-stream bucket to our brigade.
-        unsafe { brigade::insert_tail(self.bb_out, ffi::apr_bucket_eos_create(self.alloc())) };
-        self.pass(false)
-    }
-
-    fn header_only(&self) -> bool {
-        // SAFETY: r is live.
-        unsafe { (*self.r).header_only != 0 }
-    }
-
-    fn log(&self, severity: Severity, message: &str) {
-        log::log_request(self.r, log::severity_level(severity), message);
-    }
-}
-
-/// A C string from a Rust string, with NUL bytes escaped (never fails).
-pub fn cstring(s: &str) -> CString {
-    CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
