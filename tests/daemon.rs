@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Apache, ApacheBuilder, Mpm, http_request};
+use common::{Apache, ApacheBuilder, Mpm, http_request, seed_vhost};
 
 const HELLO: &str = include_str!("../examples/hello.wsgi");
 
@@ -47,6 +47,15 @@ fn alive(pid: &str) -> bool {
     }
 }
 
+/// examples/seed-daemon.conf with one more mount in the same group, `/pid` (the process that
+/// serves), before its `WSGIScriptAlias /`.
+fn seed_daemon_with_pid_mount() -> String {
+    let conf = seed_vhost("daemon");
+    let root_mount = "    WSGIScriptAlias / {dir}/wsgi-scripts/myapp.wsgi\n";
+    assert!(conf.contains(root_mount), "examples/seed-daemon.conf: no {root_mount:?}:\n{conf}");
+    conf.replace(root_mount, &format!("    WSGIScriptAlias /pid {{dir}}/wsgi-scripts/pid.wsgi\n{root_mount}"))
+}
+
 #[test]
 fn seed_daemon_configuration_verbatim_under_every_mpm() {
     for mpm in Mpm::ALL {
@@ -58,31 +67,7 @@ fn seed_daemon_configuration_verbatim_under_every_mpm() {
             .file("documents/media/a.css", "css")
             .file("wsgi-scripts/myapp.wsgi", HELLO)
             .file("wsgi-scripts/pid.wsgi", PID_APP)
-            .vhost(
-                r#"
-<VirtualHost *:{port}>
-    ServerName www.example.com
-    ServerAlias example.com
-    ServerAdmin webmaster@example.com
-    DocumentRoot {dir}/documents
-    Alias /robots.txt {dir}/documents/robots.txt
-    Alias /favicon.ico {dir}/documents/favicon.ico
-    Alias /media/ {dir}/documents/media/
-    <Directory {dir}/documents>
-    Order allow,deny
-    Allow from all
-    </Directory>
-    WSGIDaemonProcess example.com processes=2 threads=15 display-name=%{GROUP}
-    WSGIProcessGroup example.com
-    WSGIScriptAlias /pid {dir}/wsgi-scripts/pid.wsgi
-    WSGIScriptAlias / {dir}/wsgi-scripts/myapp.wsgi
-    <Directory {dir}/wsgi-scripts>
-    Order allow,deny
-    Allow from all
-    </Directory>
-</VirtualHost>
-"#,
-            )
+            .vhost(&seed_daemon_with_pid_mount())
             .start();
         let h = [("Host", "www.example.com")];
         let r = a.get_with("/", &h);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Apache, ApacheBuilder, Mpm};
+use common::{Apache, ApacheBuilder, Mpm, seed_vhost};
 
 const HELLO: &str = include_str!("../examples/hello.wsgi");
 
@@ -14,6 +14,7 @@ const HELLO: &str = include_str!("../examples/hello.wsgi");
 /// `Allow from all` sections grant access exactly as the guide says.
 const ROOT_22: &str = "    AllowOverride None\n    Order deny,allow\n    Deny from all";
 
+/// The files the seed's configurations (examples/seed-*.conf, read by `seed_vhost`) serve.
 fn seed_files(b: ApacheBuilder) -> ApacheBuilder {
     b.file("documents/index.html", "static index\n")
         .file("documents/robots.txt", "User-agent: *\n")
@@ -21,71 +22,6 @@ fn seed_files(b: ApacheBuilder) -> ApacheBuilder {
         .file("documents/media/style.css", "body {}\n")
         .file("wsgi-scripts/myapp.wsgi", HELLO)
 }
-
-/// The seed's first configuration: a sub-URL mount beside a DocumentRoot.
-const SEED_SUB_URL: &str = r#"
-<VirtualHost *:{port}>
-    ServerName www.example.com
-    ServerAlias example.com
-    ServerAdmin webmaster@example.com
-    DocumentRoot {dir}/documents
-    <Directory {dir}/documents>
-    Order allow,deny
-    Allow from all
-    </Directory>
-    WSGIScriptAlias /myapp {dir}/wsgi-scripts/myapp.wsgi
-    <Directory {dir}/wsgi-scripts>
-    Order allow,deny
-    Allow from all
-    </Directory>
-</VirtualHost>
-"#;
-
-/// The seed's second configuration: mounted at the root, static files remapped with Alias.
-const SEED_ROOT: &str = r#"
-<VirtualHost *:{port}>
-    ServerName www.example.com
-    ServerAlias example.com
-    ServerAdmin webmaster@example.com
-    DocumentRoot {dir}/documents
-    Alias /robots.txt {dir}/documents/robots.txt
-    Alias /favicon.ico {dir}/documents/favicon.ico
-    Alias /media/ {dir}/documents/media/
-    <Directory {dir}/documents>
-    Order allow,deny
-    Allow from all
-    </Directory>
-    WSGIScriptAlias / {dir}/wsgi-scripts/myapp.wsgi
-    <Directory {dir}/wsgi-scripts>
-    Order allow,deny
-    Allow from all
-    </Directory>
-</VirtualHost>
-"#;
-
-/// The seed's third configuration: delegation to a daemon process group.
-const SEED_DAEMON: &str = r#"
-<VirtualHost *:{port}>
-    ServerName www.example.com
-    ServerAlias example.com
-    ServerAdmin webmaster@example.com
-    DocumentRoot {dir}/documents
-    Alias /robots.txt {dir}/documents/robots.txt
-    Alias /favicon.ico {dir}/documents/favicon.ico
-    Alias /media/ {dir}/documents/media/
-    <Directory {dir}/documents>
-    Order allow,deny
-    Allow from all
-    </Directory>
-    WSGIDaemonProcess example.com processes=2 threads=15 display-name=%{GROUP}
-    WSGIProcessGroup example.com
-    WSGIScriptAlias / {dir}/wsgi-scripts/myapp.wsgi
-    <Directory {dir}/wsgi-scripts>
-    Order allow,deny
-    Allow from all
-    </Directory>
-</VirtualHost>
-"#;
 
 fn host(h: &str) -> [(&str, &str); 1] {
     [("Host", h)]
@@ -102,7 +38,7 @@ fn assert_hello(a: &Apache, path: &str, host_name: &str) {
 #[test]
 fn seed_sub_url_mount_under_every_mpm() {
     for mpm in Mpm::ALL {
-        let a = seed_files(ApacheBuilder::new().mpm(mpm).root_access(ROOT_22)).vhost(SEED_SUB_URL).start();
+        let a = seed_files(ApacheBuilder::new().mpm(mpm).root_access(ROOT_22)).vhost(&seed_vhost("sub-url")).start();
         assert_hello(&a, "/myapp", "www.example.com");
         assert_hello(&a, "/myapp/", "example.com");
         assert_hello(&a, "/myapp/some/path?x=1", "www.example.com");
@@ -121,7 +57,7 @@ fn seed_sub_url_mount_under_every_mpm() {
 #[test]
 fn seed_root_mount_with_alias_lines_under_every_mpm() {
     for mpm in Mpm::ALL {
-        let a = seed_files(ApacheBuilder::new().mpm(mpm).root_access(ROOT_22)).vhost(SEED_ROOT).start();
+        let a = seed_files(ApacheBuilder::new().mpm(mpm).root_access(ROOT_22)).vhost(&seed_vhost("root")).start();
         assert_hello(&a, "/", "www.example.com");
         assert_hello(&a, "/index.html", "www.example.com"); // DocumentRoot is hidden
         let r = a.get_with("/robots.txt", &host("www.example.com"));
@@ -137,7 +73,7 @@ fn seed_root_mount_with_alias_lines_under_every_mpm() {
 
 #[test]
 fn seed_daemon_form_passes_config_test() {
-    let b = seed_files(ApacheBuilder::new().root_access(ROOT_22)).vhost(SEED_DAEMON);
+    let b = seed_files(ApacheBuilder::new().root_access(ROOT_22)).vhost(&seed_vhost("daemon"));
     let (ok, out) = Apache::config_test(b);
     assert!(ok, "apache2 -t must accept the seed's daemon form: {out}");
     assert!(out.contains("Syntax OK"), "{out}");

@@ -1,31 +1,60 @@
-//! PEP 3333 conformance of our module in embedded mode, against a real Apache under each MPM
-//! (issue #3). Each test starts one Apache per MPM and runs several checks against it; the main
-//! applications are also mounted a second time wrapped in `wsgiref.validate.validator` (with
-//! `WSGIWarning` turned into an error), which must not change what the client sees.
+//! PEP 3333 conformance of our module against a real Apache under each MPM, in embedded mode
+//! (`embedded::*`: the applications run in the Apache children) and in daemon mode (`daemon::*`:
+//! every request is served by `WSGIDaemonProcess g processes=1 threads=4` + `WSGIProcessGroup g`,
+//! or by another daemon group where a test says so). The suite is written once, inside
+//! `mode_suite!` (tests/common/mode.rs); what genuinely differs between the modes is in
+//! `if MODE == ...` branches that say why.
+//!
+//! Each test starts one Apache per MPM and runs several checks against it; the main applications
+//! are also mounted a second time wrapped in `wsgiref.validate.validator` (with `WSGIWarning`
+//! turned into an error), which must not change what the client sees. Every server is stopped
+//! with `Mode::stop`: no crash, and no process (daemon processes included) outlives Apache.
 
 mod common;
 
 use common::apps::*;
+use common::mode::*;
 use common::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
-// Local helpers (the applications and helpers shared with tests/daemon_pep3333.rs are in
-// tests/common/apps.rs)
+// Helpers (the applications and the helpers they need are in tests/common/apps.rs)
 // ---------------------------------------------------------------------------------------------
 
-/// An Apache with our module for `mpm`, the given scripts and configuration.
-fn server(mpm: Mpm, scripts: &[(impl AsRef<str>, impl AsRef<str>)], conf: &str) -> Apache {
-    scripts_builder(mpm, scripts).conf(conf).conf(SCRIPTS_DIR).start()
+/// A builder for our module in `mode` under `mpm`, with the given scripts and configuration
+/// (after the mode's preamble).
+fn builder(mode: Mode, mpm: Mpm, scripts: &[(impl AsRef<str>, impl AsRef<str>)], conf: &str) -> ApacheBuilder {
+    let mut b = mode.builder(mpm);
+    for (name, src) in scripts {
+        b = b.script(name.as_ref(), src.as_ref());
+    }
+    b.conf(conf).conf(SCRIPTS_DIR)
+}
+
+fn server(mode: Mode, mpm: Mpm, scripts: &[(impl AsRef<str>, impl AsRef<str>)], conf: &str) -> Apache {
+    builder(mode, mpm, scripts, conf).start()
+}
+
+fn input_server(mode: Mode, mpm: Mpm) -> Apache {
+    server(mode, mpm, &plain_and_validated("input", INPUT_APP), INPUT_CONF)
+}
+
+fn out_server(mode: Mode, mpm: Mpm) -> Apache {
+    server(mode, mpm, &plain_and_validated("out", OUT_APP), &plain_and_validated_mounts("out"))
 }
 
 // ---------------------------------------------------------------------------------------------
 // environ
 // ---------------------------------------------------------------------------------------------
 
+/// Mounted in both modes: `/auth_loc` and `/auth_opt` pass Authorization (directive, mount
+/// option), `/` is the whole site.
 const ENV_CONF: &str = "\
 WSGIScriptAlias /env_v {dir}/scripts/env_v.wsgi
 WSGIScriptAlias /env {dir}/scripts/env.wsgi
@@ -37,14 +66,35 @@ WSGIScriptAlias /auth_opt {dir}/scripts/env.wsgi pass-authorization=On
 WSGIScriptAlias / {dir}/scripts/env.wsgi
 ";
 
-fn check_env_common(a: &Apache, env: &HashMap<String, String>, mount: &str, validated: bool) {
+/// Daemon mode only, before `ENV_CONF`: what `wsgi.multithread`/`wsgi.multiprocess` say
+/// depends on the group's options. `g` (processes=1 threads=4): multithread, and multiprocess
+/// because processes= is given; `gnp` (threads=4, no processes=): multithread, not
+/// multiprocess; `g2` (processes=2 threads=1): multiprocess, not multithread.
+const ENV_DAEMON_GROUPS_CONF: &str = "\
+WSGIDaemonProcess gnp threads=4
+WSGIDaemonProcess g2 processes=2 threads=1
+WSGIScriptAlias /env_np {dir}/scripts/env.wsgi process-group=gnp
+WSGIScriptAlias /env_2 {dir}/scripts/env.wsgi process-group=g2
+";
+
+struct EnvWant<'a> {
+    mount: &'a str,
+    script: &'a str,
+    group: &'a str,
+    multithread: &'a str,
+    multiprocess: &'a str,
+    validated: bool,
+}
+
+fn check_env(a: &Apache, env: &HashMap<String, String>, w: &EnvWant) {
     let e = |k: &str| env_get(env, k).to_string();
+    let mount = w.mount;
     let ctx = format!("[{} {mount}] {env:#?}", a.mpm);
     // CGI variables (values are reprs of str).
     assert_eq!(e("REQUEST_METHOD"), "'GET'", "{ctx}");
     assert_eq!(e("SCRIPT_NAME"), format!("'{mount}'"), "{ctx}");
     // %C3%A9 decodes to the bytes C3 A9, which latin-1 maps to 'Ã©'.
-    assert_eq!(e("PATH_INFO"), "'/cafÃ©'", "{ctx}");
+    assert_eq!(e("PATH_INFO"), "'/cafÃ©'", "latin-1 PATH_INFO {ctx}");
     assert_eq!(e("QUERY_STRING"), "'a=1&b=%20'", "{ctx}");
     assert_eq!(e("REQUEST_URI"), format!("'{mount}/caf%C3%A9?a=1&b=%20'"), "{ctx}");
     assert_eq!(e("SERVER_PROTOCOL"), "'HTTP/1.1'", "{ctx}");
@@ -53,15 +103,11 @@ fn check_env_common(a: &Apache, env: &HashMap<String, String>, mount: &str, vali
     assert_eq!(e("SERVER_ADDR"), "'127.0.0.1'", "{ctx}");
     assert_eq!(e("REMOTE_ADDR"), "'127.0.0.1'", "{ctx}");
     let rport = e("REMOTE_PORT");
-    assert!(
-        rport.trim_matches('\'').parse::<u16>().is_ok_and(|p| p > 0),
-        "REMOTE_PORT {rport} {ctx}"
-    );
+    assert!(rport.trim_matches('\'').parse::<u16>().is_ok_and(|p| p > 0), "REMOTE_PORT {rport} {ctx}");
     assert_eq!(e("GATEWAY_INTERFACE"), "'CGI/1.1'", "{ctx}");
     assert_eq!(e("REQUEST_SCHEME"), "'http'", "{ctx}");
     assert!(e("SERVER_SOFTWARE").starts_with("'Apache"), "{ctx}");
-    let script = if validated { "env_v.wsgi" } else { "env.wsgi" };
-    assert_eq!(e("SCRIPT_FILENAME"), format!("'{}/scripts/{script}'", a.dir.display()), "{ctx}");
+    assert_eq!(e("SCRIPT_FILENAME"), format!("'{}/scripts/{}'", a.dir.display(), w.script), "{ctx}");
     assert_eq!(e("DOCUMENT_ROOT"), format!("'{}/htdocs'", a.dir.display()), "{ctx}");
     // HTTP_*: good headers passed, latin-1 decoded; underscore names, Proxy and Authorization not.
     assert_eq!(e("HTTP_HOST"), format!("'localhost:{}'", a.port), "{ctx}");
@@ -73,10 +119,8 @@ fn check_env_common(a: &Apache, env: &HashMap<String, String>, mount: &str, vali
     // wsgi.*
     assert_eq!(e("wsgi.version"), "(1, 0)", "{ctx}");
     assert_eq!(e("wsgi.url_scheme"), "'http'", "{ctx}");
-    let mt = if a.mpm.is_threaded() { "True" } else { "False" };
-    assert_eq!(e("wsgi.multithread"), mt, "{ctx}");
-    // The default sizing allows several child processes under every MPM.
-    assert_eq!(e("wsgi.multiprocess"), "True", "{ctx}");
+    assert_eq!(e("wsgi.multithread"), w.multithread, "wsgi.multithread {ctx}");
+    assert_eq!(e("wsgi.multiprocess"), w.multiprocess, "wsgi.multiprocess {ctx}");
     assert_eq!(e("wsgi.run_once"), "False", "{ctx}");
     // mod_wsgi always sets it True: Apache ends every body (Content-Length enforced, chunked
     // decoded), so reading to EOF is safe.
@@ -85,7 +129,7 @@ fn check_env_common(a: &Apache, env: &HashMap<String, String>, mount: &str, vali
         assert!(e(k).starts_with('<'), "{k} {ctx}");
     }
     // mod_wsgi.* and apache.version
-    assert_eq!(e("mod_wsgi.process_group"), "''", "{ctx}");
+    assert_eq!(e("mod_wsgi.process_group"), format!("'{}'", w.group), "mod_wsgi.process_group {ctx}");
     assert_eq!(
         e("mod_wsgi.application_group"),
         format!("'localhost:{}|{mount}'", a.port),
@@ -115,30 +159,156 @@ fn check_env_common(a: &Apache, env: &HashMap<String, String>, mount: &str, vali
     ] {
         assert_eq!(e(k), "True", "{k} {ctx}");
     }
-    assert_eq!(e("@validated"), if validated { "True" } else { "False" }, "{ctx}");
+    assert_eq!(e("@validated"), if w.validated { "True" } else { "False" }, "{ctx}");
 }
+
+/// The environ each mount of the environ test must see.
+fn env_wants(mode: Mode, mpm: Mpm) -> Vec<EnvWant<'static>> {
+    let g = mode.process_group();
+    match mode {
+        // An Apache child: multithread under the threaded MPMs; the default sizing allows
+        // several child processes under every MPM.
+        Mode::Embedded => {
+            let mt = if mpm.is_threaded() { "True" } else { "False" };
+            vec![
+                EnvWant { mount: "/env", script: "env.wsgi", group: g, multithread: mt, multiprocess: "True", validated: false },
+                EnvWant { mount: "/env_v", script: "env_v.wsgi", group: g, multithread: mt, multiprocess: "True", validated: true },
+            ]
+        }
+        // The group's options decide (see ENV_DAEMON_GROUPS_CONF), whatever the MPM.
+        Mode::Daemon => vec![
+            EnvWant { mount: "/env", script: "env.wsgi", group: g, multithread: "True", multiprocess: "True", validated: false },
+            EnvWant { mount: "/env_v", script: "env_v.wsgi", group: g, multithread: "True", multiprocess: "True", validated: true },
+            EnvWant { mount: "/env_np", script: "env.wsgi", group: "gnp", multithread: "True", multiprocess: "False", validated: false },
+            EnvWant { mount: "/env_2", script: "env.wsgi", group: "g2", multithread: "False", multiprocess: "True", validated: false },
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wsgi.file_wrapper
+// ---------------------------------------------------------------------------------------------
+
+/// Processes of the server holding an open descriptor on `target`, as "pid:cmdline": (Apache
+/// parent and children, daemon group managers and processes).
+fn holders(a: &Apache, target: &Path) -> (Vec<String>, Vec<String>) {
+    let mut apache = Vec::new();
+    let mut daemon = Vec::new();
+    for p in server_processes(a) {
+        let Ok(rd) = fs::read_dir(format!("/proc/{}/fd", p.pid)) else { continue };
+        let holds = rd.flatten().any(|e| fs::read_link(e.path()).is_ok_and(|l| l == target));
+        if holds {
+            let who = format!("{}:{}", p.pid, p.cmdline);
+            if p.is_daemon() { daemon.push(who) } else { apache.push(who) }
+        }
+    }
+    (apache, daemon)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-request directives and script loading
+// ---------------------------------------------------------------------------------------------
+
+const METHOD_APP: &str = r#"
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Method', environ['REQUEST_METHOD'])])
+    return [b'method body']
+"#;
+
+const IMPORT_ERROR_APP: &str = "import os\nraise RuntimeError('import-boom')\n";
+const NO_APP: &str = "def something_else(environ, start_response):\n    pass\n";
+
+/// Follows `CALLABLE_AND_RELOAD_CONF`.
+const HEAD_AND_SCRIPT_ERRORS_CONF: &str = "\
+WSGIScriptAlias /headget {dir}/scripts/method.wsgi
+WSGIScriptAlias /headoff {dir}/scripts/method.wsgi
+<Location /headget>
+    WSGIMapHEADToGET On
+</Location>
+<Location /headoff>
+    WSGIMapHEADToGET Off
+</Location>
+WSGIScriptAlias /missing {dir}/scripts/nope.wsgi
+WSGIScriptAlias /importerr {dir}/scripts/importerr.wsgi
+WSGIScriptAlias /noapp {dir}/scripts/noapp.wsgi
+";
+
+/// `<version>|<script_reloading>` and the pid of a `reload_app` answer.
+fn split_reload(r: &Response) -> (String, String) {
+    let t = r.text();
+    let (v, pid) = t.rsplit_once('|').unwrap_or((&t, ""));
+    (v.to_string(), pid.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// threading.local across requests
+// ---------------------------------------------------------------------------------------------
+
+const TLS_APP: &str = r#"
+import threading
+local = threading.local()
+
+def application(environ, start_response):
+    local.n = getattr(local, 'n', 0) + 1
+    b = ('%d %d %r' % (local.n, threading.get_ident(), environ['wsgi.multithread'])).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
+    return [b]
+"#;
+
+/// MPM sizing with exactly one Apache child of one worker thread (prefork: one process).
+fn one_child_one_thread(mpm: Mpm) -> &'static str {
+    if mpm.is_threaded() {
+        "StartServers 1\n\
+         ServerLimit 1\n\
+         ThreadLimit 1\n\
+         ThreadsPerChild 1\n\
+         MinSpareThreads 1\n\
+         MaxSpareThreads 2\n\
+         MaxRequestWorkers 1\n\
+         MaxConnectionsPerChild 0\n"
+    } else {
+        "StartServers 1\n\
+         ServerLimit 1\n\
+         MinSpareServers 1\n\
+         MaxSpareServers 1\n\
+         MaxRequestWorkers 1\n\
+         MaxConnectionsPerChild 0\n"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite, in both modes
+// ---------------------------------------------------------------------------------------------
+
+mode_suite! {
 
 #[test]
 fn environ_keys_and_values() {
-    for mpm in Mpm::ALL {
-        let a = server(
-            mpm,
-            &plain_and_validated("env", &env_app(false)),
-            ENV_CONF,
-        );
+    for mpm in MODE.mpms() {
+        let conf = match MODE {
+            Mode::Embedded => ENV_CONF.to_string(),
+            Mode::Daemon => format!("{ENV_DAEMON_GROUPS_CONF}{ENV_CONF}"),
+        };
+        let a = server(MODE, mpm, &plain_and_validated("env", ENV_APP), &conf);
 
-        let r = a.request(&env_request("/env/caf%C3%A9?a=1&b=%20", a.port));
-        assert_eq!(r.status, 200, "{r}");
-        let env = parse_env(&r);
-        check_env_common(&a, &env, "/env", false);
-        let rid1 = env_get(&env, "mod_wsgi.request_id").to_string();
-
-        // Wrapped in wsgiref.validate: same values, no assertion or warning.
-        let r = a.request(&env_request("/env_v/caf%C3%A9?a=1&b=%20", a.port));
-        assert_eq!(r.status, 200, "[{mpm}] validator rejected the environ:\n{r}\n{}", a.error_log());
-        let env_v = parse_env(&r);
-        check_env_common(&a, &env_v, "/env_v", true);
-        assert_ne!(env_get(&env_v, "mod_wsgi.request_id"), rid1, "request ids must differ");
+        let mut request_ids = HashSet::new();
+        for w in &env_wants(MODE, mpm) {
+            // Wrapped in wsgiref.validate (/env_v): same values, no assertion or warning.
+            let r = a.request(&env_request(&format!("{}/caf%C3%A9?a=1&b=%20", w.mount), a.port));
+            assert_eq!(r.status, 200, "[{mpm}] {}: {r}\n{}", w.mount, a.error_log());
+            let env = parse_env(&r);
+            check_env(&a, &env, w);
+            let rid = env_get(&env, "mod_wsgi.request_id").to_string();
+            assert!(request_ids.insert(rid.clone()), "[{mpm}] {}: request ids must differ: {rid}", w.mount);
+            // Served where the mode says: by an Apache child, or by a daemon process of the
+            // mount's group (never by the Apache parent).
+            let pid = env_get(&env, "@pid").to_string();
+            let (pids, which) = match MODE {
+                Mode::Embedded => (apache_child_pids(&a), "the Apache children".to_string()),
+                Mode::Daemon => (daemon_pids(&a, w.group), format!("group {}'s daemon processes", w.group)),
+            };
+            assert!(pids.contains(&pid), "[{mpm}] {}: served by pid {pid}, not one of {which} {pids:?}", w.mount);
+        }
 
         // Mounted at '/': SCRIPT_NAME is '' and PATH_INFO the whole path.
         let r = get(&a, "/");
@@ -175,8 +345,7 @@ fn environ_keys_and_values() {
 
         let log = a.error_log();
         assert!(!log.contains("WSGIWarning") && !log.contains("AssertionError"), "[{mpm}] {log}");
-        let st = a.stop();
-        assert!(!st.has_crash(), "{}", st.error_log);
+        MODE.stop(a);
     }
 }
 
@@ -184,14 +353,19 @@ fn environ_keys_and_values() {
 // wsgi.input
 // ---------------------------------------------------------------------------------------------
 
-fn input_server(mpm: Mpm) -> Apache {
-    server(mpm, &plain_and_validated("input", INPUT_APP), INPUT_CONF)
-}
-
 #[test]
-fn wsgi_input_reading_streaming_and_limits() {
-    for mpm in Mpm::ALL {
-        let a = input_server(mpm);
+fn wsgi_input_reading_streaming_chunked_and_limits() {
+    // A 1 MiB body read in 64 KiB pieces, and its digest.
+    let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let py = std::process::Command::new(PYTHON)
+        .args(["-c", "import hashlib,sys; print(hashlib.sha256(bytes(i % 251 for i in range(1048576))).hexdigest())"])
+        .output()
+        .unwrap();
+    let sha = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    assert_eq!(sha.len(), 64, "{py:?}");
+
+    for mpm in MODE.mpms() {
+        let a = input_server(MODE, mpm);
 
         // Every read method on a known multi-line body, plain and under the validator.
         for mount in ["/input", "/input_v"] {
@@ -202,13 +376,12 @@ fn wsgi_input_reading_streaming_and_limits() {
             }
         }
 
-        // A 1 MiB body read in 64 KiB pieces.
-        let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         let r = a.post("/input?big", "application/octet-stream", &big);
         assert_eq!(r.status, 200, "[{mpm}] {r}");
-        assert!(r.text().starts_with("(1048576, '"), "[{mpm}] {r}");
+        assert_eq!(r.text(), format!("(1048576, '{sha}')|CL='1048576'"), "[{mpm}] {r}");
 
-        // Streams: the application sees the first line before the client sent the rest.
+        // Streams (to the daemon too): the application sees the first line before the client
+        // sent the rest.
         let mut c = a.connect();
         c.write(&http_request("POST", "/input?stream", &[("Content-Length", "20"), ("Connection", "close")], b""));
         c.write(b"first\n");
@@ -230,7 +403,7 @@ fn wsgi_input_reading_streaming_and_limits() {
             );
             req.extend(chunked(BODY, 7));
             let r = a.request(&req);
-            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert_eq!(r.status, 200, "[{mpm}] {r}\n{}", a.error_log());
             assert_eq!(r.text(), format!("{want}|CL=None|TERM=True"), "[{mpm}] chunked {op}");
         }
         // ... and refused with 411 without it.
@@ -246,7 +419,7 @@ fn wsgi_input_reading_streaming_and_limits() {
 
         // LimitRequestBody 10 on a 39-byte body: 413.
         let r = a.post("/input_l?all", "text/plain", BODY);
-        assert_eq!(r.status, 413, "[{mpm}] {r}");
+        assert_eq!(r.status, 413, "[{mpm}] {r}\n{}", a.error_log());
 
         // A client that goes away mid-body: OSError in the application.
         let mut c = a.connect();
@@ -261,14 +434,14 @@ fn wsgi_input_reading_streaming_and_limits() {
             "[{mpm}] expected OSError when the client went away mid-body, app recorded {seen:?}\n{}",
             a.error_log()
         );
-        drop(a);
+        MODE.stop(a);
     }
 }
 
 #[test]
 fn expect_100_continue_sent_on_first_read() {
-    for mpm in Mpm::ALL {
-        let a = input_server(mpm);
+    for mpm in MODE.mpms() {
+        let a = input_server(MODE, mpm);
         for mount in ["/input", "/input_v"] {
             // The interim 100 comes when the app reads, before the client sent the body.
             let mut c = a.connect();
@@ -311,7 +484,7 @@ fn expect_100_continue_sent_on_first_read() {
             assert!(r.interim.is_empty(), "[{mpm}] {mount}: unexpected interim {:?}", r.interim);
             assert_eq!(r.text(), "'not read'|CL='39'", "[{mpm}] {mount}");
         }
-        drop(a);
+        MODE.stop(a);
     }
 }
 
@@ -321,19 +494,15 @@ fn expect_100_continue_sent_on_first_read() {
 
 #[test]
 fn errors_and_stdout_go_to_error_log_with_client() {
-    for mpm in Mpm::ALL {
-        let a = server(mpm, &plain_and_validated("errs", ERRORS_APP), &plain_and_validated_mounts("errs"));
+    for mpm in MODE.mpms() {
+        let a = server(MODE, mpm, &plain_and_validated("errs", ERRORS_APP), &plain_and_validated_mounts("errs"));
         for mount in ["/errs", "/errs_v"] {
             let tag = format!("{}{}", mpm.name(), mount.replace('/', "_"));
-            let r = get(&a, &format!("{mount}?lines-{tag}"));
-            assert_eq!(r.status, 200, "[{mpm}] {r}");
-            let r = get(&a, &format!("{mount}?perr-{tag}"));
-            assert_eq!(r.status, 200, "[{mpm}] {r}");
-            let r = get(&a, &format!("{mount}?pout-{tag}"));
-            assert_eq!(r.status, 200, "[{mpm}] {r}");
             // One more request after the partial ones: their text must not be glued to it.
-            let r = get(&a, &format!("{mount}?lines-after{tag}"));
-            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            for q in [format!("lines-{tag}"), format!("perr-{tag}"), format!("pout-{tag}"), format!("lines-after{tag}")] {
+                let r = get(&a, &format!("{mount}?{q}"));
+                assert_eq!(r.status, 200, "[{mpm}] {mount}?{q}: {r}\n{}", a.error_log());
+            }
             let msgs = [
                 format!("stdout-line-{tag}"),
                 format!("stderr-line-{tag}"),
@@ -356,13 +525,10 @@ fn errors_and_stdout_go_to_error_log_with_client() {
             for msg in &msgs {
                 let lines: Vec<&str> = log.lines().filter(|l| l.ends_with(msg.as_str())).collect();
                 assert_eq!(lines.len(), 1, "[{mpm}] expected one log line ending with {msg:?}:\n{log}");
-                assert!(
-                    lines[0].contains("[client 127.0.0.1:"),
-                    "[{mpm}] no client address on {:?}",
-                    lines[0]
-                );
+                assert!(lines[0].contains("[client 127.0.0.1:"), "[{mpm}] no client address on {:?}", lines[0]);
             }
         }
+        MODE.stop(a);
     }
 }
 
@@ -372,8 +538,8 @@ fn errors_and_stdout_go_to_error_log_with_client() {
 
 #[test]
 fn start_response_validation_exc_info_and_write() {
-    for mpm in Mpm::ALL {
-        let a = server(mpm, &plain_and_validated("sr", &sr_app(true)), &plain_and_validated_mounts("sr"));
+    for mpm in MODE.mpms() {
+        let a = server(MODE, mpm, &plain_and_validated("sr", SR_APP), &plain_and_validated_mounts("sr"));
 
         // Bad values: 500 and exactly one WR0106 line naming the value, no traceback.
         for (case, names) in [
@@ -387,7 +553,7 @@ fn start_response_validation_exc_info_and_write() {
             let r = get(&a, &format!("/sr?{case}"));
             assert_eq!(r.status, 500, "[{mpm}] {case}: {r}");
             let lines = wait_new_lines(&a, mark, "WR0106", 1);
-            assert_eq!(lines.len(), 1, "[{mpm}] {case}: want exactly one WR0106 line, got {lines:#?}");
+            assert_eq!(lines.len(), 1, "[{mpm}] {case}: want exactly one WR0106 line, got {lines:#?}\n{}", a.error_log());
             for n in names {
                 assert!(lines[0].contains(n), "[{mpm}] {case}: log line does not name {n:?}: {}", lines[0]);
             }
@@ -419,7 +585,7 @@ fn start_response_validation_exc_info_and_write() {
             assert!(r.chunked && !r.complete, "[{mpm}] {mount}: response must be cut: {r}");
             assert_eq!(r.text(), "first;", "[{mpm}] {r}");
             let lines = wait_new_lines(&a, mark, "after-sent", 1);
-            assert!(!lines.is_empty(), "[{mpm}] re-raised exception not logged");
+            assert!(!lines.is_empty(), "[{mpm}] re-raised exception not logged:\n{}", a.error_log());
 
             // write(): bytes go out in order, str is refused with TypeError.
             let r = get(&a, &format!("{mount}?write"));
@@ -442,7 +608,7 @@ fn start_response_validation_exc_info_and_write() {
 
         let log = a.error_log();
         assert!(!log.contains("WSGIWarning"), "[{mpm}] {log}");
-        drop(a);
+        MODE.stop(a);
     }
 }
 
@@ -451,9 +617,9 @@ fn start_response_validation_exc_info_and_write() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn output_framing_content_length_and_no_body_cases() {
-    for mpm in Mpm::ALL {
-        let a = server(mpm, &plain_and_validated("out", &out_app(false)), &plain_and_validated_mounts("out"));
+fn output_framing_streaming_keepalive_and_no_body_cases() {
+    for mpm in MODE.mpms() {
+        let a = out_server(MODE, mpm);
         let req = |m: &str, path: &str| http_request(m, path, &[], b"");
 
         for mount in ["/out", "/out_v"] {
@@ -470,7 +636,7 @@ fn output_framing_content_length_and_no_body_cases() {
             assert_eq!((r.status, r.text().as_str(), r.header("Content-Length")), (200, "hello", Some("5")), "[{mpm}] {r}");
             assert!(r.complete && !r.chunked, "[{mpm}] {r}");
 
-            // No Content-Length on HTTP/1.1: chunked, and the connection is kept.
+            // No Content-Length on HTTP/1.1: chunked, and the connection is kept (twice on it).
             for _ in 0..2 {
                 let r = send("GET", "stream");
                 assert_eq!(r.status, 200, "[{mpm}] {r}");
@@ -478,6 +644,12 @@ fn output_framing_content_length_and_no_body_cases() {
                 assert_eq!(r.text(), "a;b;c;");
                 assert_eq!(r.header("Content-Length"), None);
             }
+
+            // Multi-valued Set-Cookie: two separate header lines, in order, not merged.
+            let r = send("GET", "cookies");
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            assert_eq!(r.headers_all("Set-Cookie"), ["a=1; Path=/", "b=2; HttpOnly"], "[{mpm}] {mount}: {r}");
+            assert_eq!(r.text(), "ok");
 
             // HEAD: no body, whatever the app returns.
             let r = send("HEAD", "stream");
@@ -530,6 +702,14 @@ fn output_framing_content_length_and_no_body_cases() {
             );
             assert!(find(&buf, b"second-block").is_some());
         }
+        MODE.stop(a);
+    }
+}
+
+#[test]
+fn bad_items_and_exceptions_before_and_after_headers() {
+    for mpm in MODE.mpms() {
+        let a = out_server(MODE, mpm);
 
         // A non-bytes item: 500 before the head, a cut response after; WR0107 either way.
         let mark = log_mark(&a);
@@ -575,8 +755,10 @@ fn output_framing_content_length_and_no_body_cases() {
         assert!(!wait_new_lines(&a, mark, "boom-after-headers", 1).is_empty(), "[{mpm}] {}", a.error_log());
         assert!(!new_lines_with(&a, mark, "WR0105").is_empty(), "[{mpm}] {}", a.error_log());
 
-        let st = a.stop();
-        assert!(!st.has_crash(), "{}", st.error_log);
+        // The application still serves normally afterwards.
+        let r = get(&a, "/out?cl_exact");
+        assert_eq!((r.status, r.text().as_str()), (200, "hello"), "[{mpm}] {r}");
+        MODE.stop(a);
     }
 }
 
@@ -585,9 +767,9 @@ fn output_framing_content_length_and_no_body_cases() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn close_called_exactly_once() {
-    for mpm in Mpm::ALL {
-        let a = server(mpm, &plain_and_validated("close", CLOSE_APP), &plain_and_validated_mounts("close"));
+fn close_called_exactly_once_incl_client_disconnect() {
+    for mpm in MODE.mpms() {
+        let a = server(MODE, mpm, &plain_and_validated("close", CLOSE_APP), &plain_and_validated_mounts("close"));
         let rec = a.dir.join("tmp/close.log");
         let mut expect: Vec<(String, Option<&str>)> = Vec::new();
         for mount in ["/close", "/close_v"] {
@@ -602,7 +784,7 @@ fn close_called_exactly_once() {
             assert!(r.status == 200 && !r.complete, "[{mpm}] {r}");
             expect.push((format!("{m}ea"), Some("2")));
 
-            // Client disconnects mid-response.
+            // Client disconnects mid-response (400 blocks of 64 KiB, 10 ms apart).
             let mut c = a.connect();
             c.write(&http_request("GET", &format!("{mount}?slow-{m}gone"), &[("Connection", "close")], b""));
             let mut buf = Vec::new();
@@ -624,7 +806,7 @@ fn close_called_exactly_once() {
                 None => assert!(n < 400, "[{mpm}] {id}: iterated to the end after the client left: {}", lines[0]),
             }
         }
-        drop(a);
+        MODE.stop(a);
     }
 }
 
@@ -635,17 +817,28 @@ fn close_called_exactly_once() {
 #[test]
 fn file_wrapper_real_file_and_file_like() {
     let data = blob();
-    for mpm in Mpm::ALL {
-        let a = scripts_builder(mpm, &plain_and_validated("fw", &fw_app(false)))
-            .file("data/blob.bin", &data)
-            .conf(
-                "WSGIScriptAlias /fw_v {dir}/scripts/fw_v.wsgi\n\
-                 WSGIScriptAlias /fw_sf {dir}/scripts/fw.wsgi\n\
-                 WSGIScriptAlias /fw {dir}/scripts/fw.wsgi\n\
-                 <Location /fw_sf>\n    WSGIEnableSendfile On\n</Location>\n",
-            )
-            .conf(SCRIPTS_DIR)
-            .start();
+    for mpm in MODE.mpms() {
+        let b = builder(
+            MODE,
+            mpm,
+            &plain_and_validated("fw", FW_APP),
+            "WSGIScriptAlias /fw_v {dir}/scripts/fw_v.wsgi\n\
+             WSGIScriptAlias /fw_sf {dir}/scripts/fw.wsgi\n\
+             WSGIScriptAlias /fw {dir}/scripts/fw.wsgi\n\
+             <Location /fw_sf>\n    WSGIEnableSendfile On\n</Location>\n",
+        )
+        .file("data/blob.bin", &data);
+        // A 64 MiB sparse file: far more than the socket buffers hold, so the response stalls
+        // while the client does not read, with the descriptor still open wherever it is read.
+        let big = b.dir().join("data/big.bin");
+        let f = fs::File::create(&big).unwrap();
+        f.set_len(64 << 20).unwrap();
+        drop(f);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&big, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let a = b.start();
         let cases: &[(&str, std::ops::Range<usize>, Option<usize>)] = &[
             ("kind=file", 0..data.len(), None),
             ("kind=file&off=1000", 1000..data.len(), None),
@@ -673,8 +866,46 @@ fn file_wrapper_real_file_and_file_like() {
             let r = c.send(&http_request("GET", &format!("{mount}?kind=bytesio&cl=3"), &[], b""));
             assert_eq!(r.body, &data[..3], "[{mpm}] {mount}: stray bytes after HEAD: {r}");
         }
-        let st = a.stop();
-        assert!(!st.has_crash(), "{}", st.error_log);
+
+        // The real file is sent by Apache (as a file bucket; in daemon mode passed to the
+        // Apache child as a descriptor): while the client does not read, an Apache process
+        // (not a daemon process) holds the file open.
+        let mut c = a.connect();
+        c.write(&http_request("GET", "/fw?kind=big", &[("Connection", "close")], b""));
+        let mut buf = Vec::new();
+        assert!(read_raw_until(&c, &mut buf, b"\r\n\r\n", Duration::from_secs(10)), "[{mpm}] {buf:?}");
+        let head = String::from_utf8_lossy(&buf[..find(&buf, b"\r\n\r\n").unwrap()]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200 "), "[{mpm}] {head}");
+        let big_c = fs::canonicalize(&big).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (mut apache, mut daemon) = holders(&a, &big_c);
+        while apache.is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+            (apache, daemon) = holders(&a, &big_c);
+        }
+        assert!(
+            !apache.is_empty(),
+            "[{mpm}] no Apache process holds {} open during the response (daemon holders: {daemon:?}): \
+             the file was not passed as a descriptor\n{:#?}",
+            big_c.display(),
+            server_processes(&a)
+        );
+        // Now read it all: 64 MiB of zeros, complete (Content-Length or chunked framing).
+        let mut rest = Vec::new();
+        let mut s: &TcpStream = c.stream();
+        let _ = s.read_to_end(&mut rest);
+        buf.extend_from_slice(&rest);
+        let body_at = head.len() + 4;
+        if head.to_ascii_lowercase().contains("\r\ncontent-length:") {
+            assert!(head.contains("Content-Length: 67108864"), "[{mpm}] {head}");
+            assert_eq!(buf.len() - body_at, 64 << 20, "[{mpm}] big file: wrong length");
+        } else {
+            assert!(buf.len() > body_at + (64 << 20), "[{mpm}] big file cut short: {} bytes", buf.len());
+            assert!(buf.ends_with(b"\r\n0\r\n\r\n"), "[{mpm}] big file response not terminated: {head}");
+        }
+        drop(c);
+
+        let st = MODE.stop(a);
         assert!(!st.error_log.contains("WSGIWarning"), "{}", st.error_log);
     }
 }
@@ -683,66 +914,72 @@ fn file_wrapper_real_file_and_file_like() {
 // Per-request directives and script loading
 // ---------------------------------------------------------------------------------------------
 
-const METHOD_APP: &str = r#"
-def application(environ, start_response):
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Method', environ['REQUEST_METHOD'])])
-    return [b'method body']
-"#;
-
-const IMPORT_ERROR_APP: &str = "import os\nraise RuntimeError('import-boom')\n";
-const NO_APP: &str = "def something_else(environ, start_response):\n    pass\n";
-
-/// Follows `CALLABLE_AND_RELOAD_CONF`.
-const HEAD_AND_SCRIPT_ERRORS_CONF: &str = "\
-WSGIScriptAlias /headget {dir}/scripts/method.wsgi
-WSGIScriptAlias /headoff {dir}/scripts/method.wsgi
-<Location /headget>
-    WSGIMapHEADToGET On
-</Location>
-<Location /headoff>
-    WSGIMapHEADToGET Off
-</Location>
-WSGIScriptAlias /missing {dir}/scripts/nope.wsgi
-WSGIScriptAlias /importerr {dir}/scripts/importerr.wsgi
-WSGIScriptAlias /noapp {dir}/scripts/noapp.wsgi
-";
-
 #[test]
 fn directives_callable_reloading_head_and_script_errors() {
-    for mpm in Mpm::ALL {
+    for mpm in MODE.mpms() {
         let a = server(
+            MODE,
             mpm,
             &[
-                ("co.wsgi", co_app(false)),
-                ("reload.wsgi", reload_app("v1", false)),
-                ("noreload.wsgi", reload_app("v1", false)),
+                ("co.wsgi", CO_APP.to_string()),
+                ("reload.wsgi", reload_app("v1")),
+                ("noreload.wsgi", reload_app("v1")),
                 ("method.wsgi", METHOD_APP.to_string()),
                 ("importerr.wsgi", IMPORT_ERROR_APP.to_string()),
                 ("noapp.wsgi", NO_APP.to_string()),
             ],
             &format!("{CALLABLE_AND_RELOAD_CONF}{HEAD_AND_SCRIPT_ERRORS_CONF}"),
         );
+        let group = MODE.process_group();
 
         // WSGICallableObject and callable-object=.
         let r = get(&a, "/cloc");
-        assert_eq!((r.status, r.text().as_str()), (200, "myapp:myapp"), "[{mpm}] {r}");
+        assert_eq!((r.status, r.text()), (200, format!("myapp:myapp:{group}")), "[{mpm}] {r}\n{}", a.error_log());
         let r = get(&a, "/copt");
-        assert_eq!((r.status, r.text().as_str()), (200, "other:other"), "[{mpm}] {r}");
+        assert_eq!((r.status, r.text()), (200, format!("other:other:{group}")), "[{mpm}] {r}\n{}", a.error_log());
 
-        // Script reloading. One keep-alive connection per case: same process both times.
+        // Script reloading. One keep-alive connection per case, so that in embedded mode the
+        // same Apache child serves every request of it.
+        //
+        // WSGIScriptReloading Off: a changed script is not reloaded, the process not restarted
+        // (checked first: in daemon mode reloading /reload below restarts the group's process,
+        // which would load the new file anyway).
         let mut c = a.connect();
-        let r = c.send(&http_request("GET", "/reload", &[], b""));
-        assert_eq!(r.text(), "v1|1", "[{mpm}] {r}");
-        rewrite_script(&a.dir.join("scripts/reload.wsgi"), &reload_app("v2", false));
-        let r = c.send(&http_request("GET", "/reload", &[], b""));
-        assert_eq!(r.text(), "v2|1", "[{mpm}] WSGIScriptReloading On: changed script not reloaded: {r}");
+        let r = c.send(&http_request("GET", "/noreload", &[], b""));
+        let (v, pid1) = split_reload(&r);
+        assert_eq!(v, "v1|0", "[{mpm}] {r}\n{}", a.error_log());
+        rewrite_script(&a.dir.join("scripts/noreload.wsgi"), &reload_app("v2"));
+        for _ in 0..3 {
+            let r = c.send(&http_request("GET", "/noreload", &[], b""));
+            let (v, pid) = split_reload(&r);
+            assert_eq!(v, "v1|0", "[{mpm}] WSGIScriptReloading Off: script was reloaded: {r}\n{}", a.error_log());
+            assert_eq!(pid, pid1, "[{mpm}] WSGIScriptReloading Off: the process was restarted");
+        }
         drop(c);
+
+        // WSGIScriptReloading On: the same change is picked up.
         let mut c = a.connect();
-        let r = c.send(&http_request("GET", "/noreload", &[], b""));
-        assert_eq!(r.text(), "v1|0", "[{mpm}] {r}");
-        rewrite_script(&a.dir.join("scripts/noreload.wsgi"), &reload_app("v2", false));
-        let r = c.send(&http_request("GET", "/noreload", &[], b""));
-        assert_eq!(r.text(), "v1|0", "[{mpm}] WSGIScriptReloading Off: script was reloaded: {r}");
+        let r = c.send(&http_request("GET", "/reload", &[], b""));
+        let (v, pid1) = split_reload(&r);
+        assert_eq!(v, "v1|1", "[{mpm}] {r}");
+        rewrite_script(&a.dir.join("scripts/reload.wsgi"), &reload_app("v2"));
+        let mut r = c.send(&http_request("GET", "/reload", &[], b""));
+        match MODE {
+            // The process that notices reloads the script in place, before serving.
+            Mode::Embedded => {
+                assert_eq!(split_reload(&r), ("v2|1".to_string(), pid1), "[{mpm}] WSGIScriptReloading On: changed script not reloaded in place: {r}");
+            }
+            // The daemon process that notices is replaced (it may serve the request that
+            // noticed with the old code first): the new code is served soon after.
+            Mode::Daemon => {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while split_reload(&r).0 != "v2|1" && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(100));
+                    r = c.send(&http_request("GET", "/reload", &[], b""));
+                }
+                assert_eq!(split_reload(&r).0, "v2|1", "[{mpm}] WSGIScriptReloading On: changed script not reloaded: {r}\n{}", a.error_log());
+            }
+        }
         drop(c);
 
         // WSGIMapHEADToGET.
@@ -785,8 +1022,7 @@ fn directives_callable_reloading_head_and_script_errors() {
             "[{mpm}] missing callable not logged:\n{}",
             a.error_log()
         );
-        let st = a.stop();
-        assert!(!st.has_crash(), "{}", st.error_log);
+        MODE.stop(a);
     }
 }
 
@@ -794,46 +1030,42 @@ fn directives_callable_reloading_head_and_script_errors() {
 // threading.local across requests
 // ---------------------------------------------------------------------------------------------
 
-const TLS_APP: &str = r#"
-import threading
-local = threading.local()
-
-def application(environ, start_response):
-    local.n = getattr(local, 'n', 0) + 1
-    b = ('%d %d %r' % (local.n, threading.get_ident(), environ['wsgi.multithread'])).encode()
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
-    return [b]
-"#;
-
 #[test]
 fn threading_local_persists_on_the_same_thread() {
-    let a = ApacheBuilder::new()
-        .mpm(Mpm::Worker)
-        .mpm_config(
-            "StartServers 1\n\
-             ServerLimit 1\n\
-             ThreadLimit 1\n\
-             ThreadsPerChild 1\n\
-             MinSpareThreads 1\n\
-             MaxSpareThreads 2\n\
-             MaxRequestWorkers 1\n\
-             MaxConnectionsPerChild 0\n",
-        )
-        .script("tls.wsgi", TLS_APP)
-        .conf("WSGIScriptAlias /tls {dir}/scripts/tls.wsgi\n")
-        .conf(SCRIPTS_DIR)
-        .start();
-    let mut seen = Vec::new();
-    for _ in 0..3 {
-        let r = get(&a, "/tls");
-        assert_eq!(r.status, 200, "{r}");
-        let t = r.text();
-        let parts: Vec<&str> = t.split(' ').collect();
-        assert_eq!(parts.len(), 3, "{t}");
-        seen.push((parts[0].to_string(), parts[1].to_string(), parts[2].to_string()));
+    for mpm in MODE.mpms() {
+        // One thread serves every request: embedded, one Apache child of one thread; daemon,
+        // a group of one process of one thread (wsgi.multithread False: it is the group's
+        // threads that count, not Apache's).
+        let (b, multithread) = match MODE {
+            Mode::Embedded => (
+                ApacheBuilder::new().mpm(mpm).mpm_config(one_child_one_thread(mpm)),
+                if mpm.is_threaded() { "True" } else { "False" },
+            ),
+            Mode::Daemon => (
+                ApacheBuilder::new().mpm(mpm).conf(&MODE.preamble_with("processes=1 threads=1")),
+                "False",
+            ),
+        };
+        let a = b
+            .script("tls.wsgi", TLS_APP)
+            .conf("WSGIScriptAlias /tls {dir}/scripts/tls.wsgi\n")
+            .conf(SCRIPTS_DIR)
+            .start();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let r = get(&a, "/tls");
+            assert_eq!(r.status, 200, "[{mpm}] {r}");
+            let t = r.text();
+            let parts: Vec<&str> = t.split(' ').collect();
+            assert_eq!(parts.len(), 3, "[{mpm}] {t}");
+            seen.push((parts[0].to_string(), parts[1].to_string(), parts[2].to_string()));
+        }
+        let counts: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(counts, ["1", "2", "3"], "[{mpm}] threading.local value must persist between requests: {seen:?}");
+        assert!(seen.iter().all(|s| s.1 == seen[0].1), "[{mpm}] one thread expected: {seen:?}");
+        assert!(seen.iter().all(|s| s.2 == multithread), "[{mpm}] wsgi.multithread: {seen:?}");
+        MODE.stop(a);
     }
-    let counts: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
-    assert_eq!(counts, ["1", "2", "3"], "threading.local value must persist between requests: {seen:?}");
-    assert!(seen.iter().all(|s| s.1 == seen[0].1), "one thread expected: {seen:?}");
-    assert!(seen.iter().all(|s| s.2 == "True"), "{seen:?}");
+}
+
 }

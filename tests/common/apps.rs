@@ -1,10 +1,5 @@
-//! The PEP 3333 test applications and the helpers shared by tests/pep3333.rs (embedded mode)
-//! and tests/daemon_pep3333.rs (the same behaviours through a daemon process group).
-//!
-//! An application that differs between the two suites is kept here once, as a template: a line
-//! starting with `#[tag]` is only in the variant with that feature, one starting with `#[!tag]`
-//! only in the variant without it (see [`variant`]). The public functions return the finished
-//! source.
+//! The PEP 3333 test applications of tests/pep3333.rs (run in embedded and in daemon mode) and
+//! the helpers they need.
 
 use super::*;
 use std::collections::HashMap;
@@ -46,15 +41,6 @@ pub fn plain_and_validated_mounts(name: &str) -> String {
         "WSGIScriptAlias /{name}_v {{dir}}/scripts/{name}_v.wsgi\n\
          WSGIScriptAlias /{name} {{dir}}/scripts/{name}.wsgi\n"
     )
-}
-
-/// A builder for our module under `mpm` with the given `(name, source)` scripts written.
-pub fn scripts_builder(mpm: Mpm, scripts: &[(impl AsRef<str>, impl AsRef<str>)]) -> ApacheBuilder {
-    let mut b = ApacheBuilder::new().mpm(mpm);
-    for (name, src) in scripts {
-        b = b.script(name.as_ref(), src.as_ref());
-    }
-    b
 }
 
 pub fn get(a: &Apache, path: &str) -> Response {
@@ -145,29 +131,14 @@ pub fn read_raw_until(c: &Conn, buf: &mut Vec<u8>, needle: &[u8], timeout: Durat
 }
 
 // ---------------------------------------------------------------------------------------------
-// Application templates
-// ---------------------------------------------------------------------------------------------
-
-/// Instantiates an application template: a line starting with `#[tag]` is kept (without the
-/// marker) when `on`, a line starting with `#[!tag]` when not `on`; all other lines as they are.
-fn variant(template: &str, tag: &str, on: bool) -> String {
-    let with = format!("#[{tag}]");
-    let without = format!("#[!{tag}]");
-    let (keep, drop) = if on { (with, without) } else { (without, with) };
-    template
-        .split_inclusive('\n')
-        .filter(|l| !l.starts_with(&drop))
-        .map(|l| l.strip_prefix(keep.as_str()).unwrap_or(l))
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
 // environ
 // ---------------------------------------------------------------------------------------------
 
-const ENV_APP: &str = r#"
+/// Returns the environ as `key<TAB>repr` lines, plus `@name<TAB>True/False` type and API
+/// checks and `@pid<TAB>` the serving process id.
+pub const ENV_APP: &str = r#"
 VALIDATED = globals().get('VALIDATED', False)
-#[pid]import os
+import os
 
 def show(v):
     if v is None or isinstance(v, (str, bool, int, float, tuple)):
@@ -179,7 +150,7 @@ def application(environ, start_response):
     inp = environ['wsgi.input']
     err = environ['wsgi.errors']
     lines.append('@validated\t%r' % VALIDATED)
-#[pid]    lines.append('@pid\t%d' % os.getpid())
+    lines.append('@pid\t%d' % os.getpid())
     lines.append('@input_api\t%r' % all(callable(getattr(inp, m, None))
                                          for m in ('read', 'readline', 'readlines', '__iter__')))
     lines.append('@errors_api\t%r' % all(callable(getattr(err, m, None))
@@ -195,12 +166,6 @@ def application(environ, start_response):
                               ('Content-Length', str(len(body)))])
     return [body]
 "#;
-
-/// Returns the environ as `key<TAB>repr` lines, plus `@name<TAB>True/False` type and API
-/// checks; with `pid`, also `@pid<TAB>` the serving process id.
-pub fn env_app(pid: bool) -> String {
-    variant(ENV_APP, "pid", pid)
-}
 
 /// A GET with headers that exercise HTTP_* filtering, built by hand (a raw latin-1 byte). The
 /// Host carries the port, so SERVER_PORT and the %{RESOURCE} group name include it.
@@ -364,7 +329,8 @@ def application(environ, start_response):
 // start_response
 // ---------------------------------------------------------------------------------------------
 
-const SR_APP: &str = r#"
+/// `start_response` cases selected by the query string.
+pub const SR_APP: &str = r#"
 VALIDATED = globals().get('VALIDATED', False)
 import sys
 
@@ -424,9 +390,9 @@ def application(environ, start_response):
         return replace_after_empty(start_response)
     if case == 'reraise':
         return reraise_after_sent(start_response)
-#[latin1]    if case == 'latin1':
-#[latin1]        start_response('200 OK', [CT, ('X-Latin', 'caf\xe9'), ('Content-Length', '2')])
-#[latin1]        return [b'ok']
+    if case == 'latin1':
+        start_response('200 OK', [CT, ('X-Latin', 'caf\xe9'), ('Content-Length', '2')])
+        return [b'ok']
     if case == 'write':
         write = start_response('200 OK', [CT])
         write(b'hello ')
@@ -442,17 +408,12 @@ def application(environ, start_response):
     return [b'unknown case']
 "#;
 
-/// `start_response` cases selected by the query string; with `latin1`, also `latin1` (a
-/// latin-1 header value).
-pub fn sr_app(latin1: bool) -> String {
-    variant(SR_APP, "latin1", latin1)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Output: Content-Length, framing, streaming, HEAD/204/304, bad items, exceptions
 // ---------------------------------------------------------------------------------------------
 
-const OUT_APP: &str = r#"
+/// Output cases selected by the query string.
+pub const OUT_APP: &str = r#"
 VALIDATED = globals().get('VALIDATED', False)
 import time
 
@@ -490,10 +451,10 @@ def application(environ, start_response):
         return gen(start_response, [b'a;', b'b;', b'c;'])
     if case == 'slow':
         return gen(start_response, [b'first-block', 'SLEEP', b'second-block'])
-#[cookies]    if case == 'cookies':
-#[cookies]        start_response('200 OK', [CT, ('Set-Cookie', 'a=1; Path=/'), ('X-Other', 'x'),
-#[cookies]                                  ('Set-Cookie', 'b=2; HttpOnly'), ('Content-Length', '2')])
-#[cookies]        return [b'ok']
+    if case == 'cookies':
+        start_response('200 OK', [CT, ('Set-Cookie', 'a=1; Path=/'), ('X-Other', 'x'),
+                                  ('Set-Cookie', 'b=2; HttpOnly'), ('Content-Length', '2')])
+        return [b'ok']
     if case == '204':
         start_response('204 No Content', [])
         return [b'body-of-204']
@@ -514,12 +475,6 @@ def application(environ, start_response):
     start_response('404 Not Found', [CT])
     return [b'unknown case']
 "#;
-
-/// Output cases selected by the query string; with `cookies`, also `cookies` (two Set-Cookie
-/// headers).
-pub fn out_app(cookies: bool) -> String {
-    variant(OUT_APP, "cookies", cookies)
-}
 
 // ---------------------------------------------------------------------------------------------
 // close()
@@ -567,16 +522,17 @@ def application(environ, start_response):
 // wsgi.file_wrapper
 // ---------------------------------------------------------------------------------------------
 
-const FW_APP: &str = r#"
+/// Returns `data/<name>` through `wsgi.file_wrapper`: `kind=file`, the file `blob.bin` itself;
+/// `kind=bytesio`, a copy of it in a BytesIO; `kind=big`, the file `big.bin`; from `off`, block
+/// size `blk`, with Content-Length `cl` if given.
+pub const FW_APP: &str = r#"
 import io, os
 
 def application(environ, start_response):
     q = dict(p.split('=', 1) for p in environ['QUERY_STRING'].split('&') if p)
-#[!big]    path = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'data', 'blob.bin')
-#[!big]    if q['kind'] == 'file':
-#[big]    name = 'big.bin' if q['kind'] == 'big' else 'blob.bin'
-#[big]    path = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'data', name)
-#[big]    if q['kind'] in ('file', 'big'):
+    name = 'big.bin' if q['kind'] == 'big' else 'blob.bin'
+    path = os.path.join(os.path.dirname(environ['SCRIPT_FILENAME']), '..', 'data', name)
+    if q['kind'] in ('file', 'big'):
         f = open(path, 'rb')
     else:
         with open(path, 'rb') as g:
@@ -589,13 +545,6 @@ def application(environ, start_response):
     return environ['wsgi.file_wrapper'](f, int(q.get('blk', '8192')))
 "#;
 
-/// Returns `data/blob.bin` (`kind=file`: the file itself, `kind=bytesio`: a copy in a BytesIO)
-/// through `wsgi.file_wrapper`, from `off`, block size `blk`, with Content-Length `cl` if
-/// given; with `big`, also `kind=big`: the file `data/big.bin`.
-pub fn fw_app(big: bool) -> String {
-    variant(FW_APP, "big", big)
-}
-
 /// The contents of `data/blob.bin`.
 pub fn blob() -> Vec<u8> {
     (0..200 * 1024u32).map(|i| ((i * 7 + i / 256) % 251) as u8).collect()
@@ -605,11 +554,11 @@ pub fn blob() -> Vec<u8> {
 // WSGICallableObject / callable-object= / WSGIScriptReloading
 // ---------------------------------------------------------------------------------------------
 
-const CO_APP: &str = r#"
-#[group]import os
+/// Callables `myapp` and `other` answering
+/// `<name>:<mod_wsgi.callable_object>:<mod_wsgi.process_group>`.
+pub const CO_APP: &str = r#"
 def body(environ, name, start_response):
-#[!group]    b = ('%s:%s' % (name, environ['mod_wsgi.callable_object'])).encode()
-#[group]    b = ('%s:%s:%s' % (name, environ['mod_wsgi.callable_object'], environ['mod_wsgi.process_group'])).encode()
+    b = ('%s:%s:%s' % (name, environ['mod_wsgi.callable_object'], environ['mod_wsgi.process_group'])).encode()
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
     return [b]
 
@@ -620,25 +569,18 @@ def other(environ, start_response):
     return body(environ, 'other', start_response)
 "#;
 
-/// Callables `myapp` and `other` answering `<name>:<mod_wsgi.callable_object>`; with `group`,
-/// followed by `:<mod_wsgi.process_group>`.
-pub fn co_app(group: bool) -> String {
-    variant(CO_APP, "group", group)
-}
-
 const RELOAD_APP: &str = "\
-#[pid]import os
+import os
 VERSION = '@VERSION@'
 def application(environ, start_response):
-#[!pid]    b = ('%s|%s' % (VERSION, environ['mod_wsgi.script_reloading'])).encode()
-#[pid]    b = ('%s|%s|%d' % (VERSION, environ['mod_wsgi.script_reloading'], os.getpid())).encode()
+    b = ('%s|%s|%d' % (VERSION, environ['mod_wsgi.script_reloading'], os.getpid())).encode()
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])
     return [b]
 ";
 
-/// Answers `<version>|<mod_wsgi.script_reloading>`; with `pid`, followed by `|<process id>`.
-pub fn reload_app(version: &str, pid: bool) -> String {
-    variant(RELOAD_APP, "pid", pid).replace("@VERSION@", version)
+/// Answers `<version>|<mod_wsgi.script_reloading>|<process id>`.
+pub fn reload_app(version: &str) -> String {
+    RELOAD_APP.replace("@VERSION@", version)
 }
 
 /// Mounts `co.wsgi` as `/cloc` (WSGICallableObject myapp) and `/copt` (callable-object=other),

@@ -30,6 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod apps;
+pub mod mode;
 
 // ---------------------------------------------------------------------------------------------
 // libc bits (std links libc anyway; no crate dependency needed)
@@ -80,6 +81,19 @@ pub fn default_module() -> PathBuf {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => manifest_dir().join("target/release/libmod_wsgi.so"),
     }
+}
+
+/// The VirtualHost of `examples/seed-<name>.conf` (`sub-url`, `root`, `daemon`) as a `vhost`
+/// for `ApacheBuilder`: its paths under `/usr/local/www` become `{dir}` (so the scripts and
+/// documents go to `<dir>/wsgi-scripts` and `<dir>/documents`) and port 80 the server's port.
+/// Panics if the example no longer has what is substituted, so the examples stay tested.
+pub fn seed_vhost(name: &str) -> String {
+    let path = manifest_dir().join("examples").join(format!("seed-{name}.conf"));
+    let conf = fs::read_to_string(&path).unwrap_or_else(|e| panic!("itest: read {}: {e}", path.display()));
+    for needle in ["<VirtualHost *:80>", "/usr/local/www/"] {
+        assert!(conf.contains(needle), "itest: {} no longer contains {needle:?}:\n{conf}", path.display());
+    }
+    conf.replace("<VirtualHost *:80>", "<VirtualHost *:{port}>").replace("/usr/local/www/", "{dir}/")
 }
 
 fn itest_root() -> PathBuf {
