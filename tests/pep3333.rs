@@ -349,6 +349,49 @@ fn environ_keys_and_values() {
     }
 }
 
+/// `MergeSlashes Off` lets duplicate slashes reach the module; `/env/tls` says HTTPS as a TLS
+/// terminator in front of Apache would.
+const SLASHES_CONF: &str = "\
+MergeSlashes Off
+WSGIScriptAlias //dup {dir}/scripts/env.wsgi
+WSGIScriptAlias /env {dir}/scripts/env.wsgi
+<Location /env/tls>
+    SetEnv HTTPS on
+</Location>
+";
+
+#[test]
+fn duplicate_slashes_collapse_and_https_sets_the_scheme_only() {
+    for mpm in MODE.mpms() {
+        let a = server(MODE, mpm, &plain_and_validated("env", ENV_APP), SLASHES_CONF);
+        let env_of = |path: &str| {
+            let r = a.request(&http_request("GET", path, &[("Connection", "close")], b""));
+            assert_eq!(r.status, 200, "[{mpm}] {path}: {r}");
+            parse_env(&r)
+        };
+        // As mod_wsgi: runs of slashes collapse in SCRIPT_NAME and PATH_INFO, not in REQUEST_URI.
+        for (path, script_name, path_info) in [
+            ("/env/a//b", "'/env'", "'/a/b'"),
+            ("/env//a///b////c", "'/env'", "'/a/b/c'"),
+            ("/env/a//", "'/env'", "'/a/'"),
+            ("/env//", "'/env'", "'/'"),
+            ("//dup/x//y", "'/dup'", "'/x/y'"),
+        ] {
+            let env = env_of(path);
+            assert_eq!(env_get(&env, "REQUEST_URI"), format!("'{path}'"), "[{mpm}] {path}: kept as sent");
+            assert_eq!(env_get(&env, "SCRIPT_NAME"), script_name, "[{mpm}] {path}");
+            assert_eq!(env_get(&env, "PATH_INFO"), path_info, "[{mpm}] {path}");
+        }
+        // HTTPS makes wsgi.url_scheme 'https' and is not itself passed on.
+        let env = env_of("/env/tls");
+        assert_eq!(env_get(&env, "wsgi.url_scheme"), "'https'", "[{mpm}]");
+        assert!(!env.contains_key("HTTPS"), "[{mpm}] HTTPS must not be in environ: {env:?}");
+        let env = env_of("/env/plain");
+        assert_eq!(env_get(&env, "wsgi.url_scheme"), "'http'", "[{mpm}]");
+        MODE.stop(a);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // wsgi.input
 // ---------------------------------------------------------------------------------------------

@@ -42,7 +42,10 @@ fn handle(req: &Request<'_>) -> c_int {
     let cgi = build_environment(req, &eff);
     let names = Names::of(req, &eff, &cgi);
     let request_id = format!("{:x}.{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
-    let scheme = String::from_utf8_lossy(req.scheme()).into_owned();
+    // As mod_wsgi: HTTPS=on/1 in the request's environment (mod_ssl, or SetEnv behind a TLS
+    // terminator) makes the scheme https; otherwise the scheme Apache's hooks report.
+    let https = req.env("HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
+    let scheme = if https { "https".to_string() } else { String::from_utf8_lossy(req.scheme()).into_owned() };
     let call = wsgi::Call {
         cgi: &cgi.vars,
         info: RequestInfo {
@@ -108,19 +111,22 @@ struct Environment<'r> {
 /// `mod_wsgi.*` values that come from Apache.
 fn build_environment<'r>(req: &Request<'r>, eff: &Effective) -> Environment<'r> {
     req.add_common_vars();
-    let (script_name, path_info): (&[u8], &[u8]) = match req.mount() {
+    let (raw_script_name, raw_path_info): (&[u8], &[u8]) = match req.mount() {
         Some(m) => (m.script_name, m.path_info),
         None => {
             let (uri, pi) = (req.uri(), req.path_info());
             (&uri[..uri.len().saturating_sub(pi.len())], pi)
         }
     };
+    // As mod_wsgi: runs of slashes (kept by `MergeSlashes Off`) collapse to one.
+    let collapsed = |b: &'r [u8]| conf::collapse_slashes(b).map_or(b, |c| req.pool_bytes(&c));
+    let (script_name, path_info) = (collapsed(raw_script_name), collapsed(raw_path_info));
     let method: &[u8] = if eff.map_head_to_get == conf::MapHeadToGet::On && req.header_only() { b"GET" } else { req.method() };
     let mut cgi: Vec<(&str, &[u8])> = Vec::with_capacity(48);
     for (k, v) in req.env_entries() {
-        // mod_wsgi does not pass the server's own PATH to applications.
+        // As mod_wsgi: not the server's own PATH, and not HTTPS (wsgi.url_scheme says it).
         if let Ok(k) = std::str::from_utf8(k) {
-            if k != "PATH" {
+            if k != "PATH" && k != "HTTPS" {
                 cgi.push((k, v));
             }
         }

@@ -45,5 +45,5 @@ pub use groups::{
     resolve_group_name,
 };
 pub use merge::{DirSettings, Effective, ServerSettings, effective};
-pub use mount::{find_mount, match_mount};
+pub use mount::{collapse_slashes, find_mount, match_mount};
 pub use words::words;

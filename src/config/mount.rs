@@ -53,8 +53,35 @@ pub fn find_mount<'a>(aliases: &'a [ScriptAlias], uri: &[u8]) -> Option<(&'a Scr
         .find_map(|a| match_mount(&a.url, uri).map(|n| (a, n)))
 }
 
+/// Runs of `/` collapsed to one, as mod_wsgi does for SCRIPT_NAME and PATH_INFO (Apache's
+/// `MergeSlashes Off` lets them through). `None` when there is nothing to collapse.
+pub fn collapse_slashes(path: &[u8]) -> Option<Vec<u8>> {
+    if !path.windows(2).any(|w| w == b"//") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path {
+        if b == b'/' && out.last() == Some(&b'/') {
+            continue;
+        }
+        out.push(b);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn duplicate_slashes_collapse() {
+        use super::collapse_slashes as c;
+        assert_eq!(c(b"/a/b"), None);
+        assert_eq!(c(b""), None);
+        assert_eq!(c(b"/a//b").as_deref(), Some(&b"/a/b"[..]));
+        assert_eq!(c(b"//a///b////c").as_deref(), Some(&b"/a/b/c"[..]));
+        assert_eq!(c(b"/a//").as_deref(), Some(&b"/a/"[..]));
+        assert_eq!(c(b"//").as_deref(), Some(&b"/"[..]));
+    }
+
     use super::*;
     use crate::config::alias::MountOptions;
 
