@@ -605,12 +605,39 @@ fn start_response_validation_exc_info_and_write() {
             assert!(tb.is_empty(), "[{mpm}] {case}: a bad value is one clear line, not a traceback: {tb:#?}");
         }
 
+        // Refused values raise mod_wsgi's exception types with mod_wsgi's messages.
+        let r = get(&a, "/sr?refusals");
+        assert_eq!(r.status, 200, "[{mpm}] {r}");
+        let want = [
+            "ValueError:status code must be a 3 digit integer: b'OK'",
+            "ValueError:status code must be a 3 digit integer: b'20X OK'",
+            "ValueError:status code must be a 3 digit integer: b'2000 OK'",
+            "ValueError:no space following status code: b'200OK'",
+            "ValueError:control character in status reason phrase: b'200 OK\\r\\nX-Injected: 1'",
+            "ValueError:header name is empty",
+            "ValueError:space character in header name: b'X Foo'",
+            "ValueError:control character in header name: b'X\\tFoo'",
+            "ValueError:carriage return/line feed character in header value: b'one\\r\\ntwo'",
+            "TypeError:must be str, not int",
+            "UnicodeEncodeError:'latin-1' codec can't encode characters in position 0-1: ordinal not in range(256)",
+            "TypeError:each header must be a 2-tuple, not str",
+            "ValueError:each header must be a 2-tuple, got length 3",
+            "TypeError:start_response() argument 2 must be list, not str",
+            "TypeError:start_response() argument 2 must be list, not tuple",
+            "TypeError:start_response() argument 2 must be list, not dict",
+            "RuntimeError:start_response() argument 'exc_info' must be a 3-tuple or None",
+        ];
+        assert_eq!(r.text().lines().collect::<Vec<_>>(), want, "[{mpm}] {r}");
+        // Once output went out, a second call without exc_info raises RuntimeError.
+        let r = get(&a, "/sr?second_after_output");
+        assert_eq!(r.text(), "sent;RuntimeError:start_response() called more than once without exc_info", "[{mpm}] {r}");
+
         for mount in ["/sr", "/sr_v"] {
-            // A second call without exc_info raises; the application catches it.
+            // As mod_wsgi: before any output, a second call without exc_info replaces the first.
             let r = get(&a, &format!("{mount}?second"));
-            assert_eq!(r.status, 200, "[{mpm}] {mount}: {r}");
-            assert_eq!(r.header("X-Call"), Some("first"), "[{mpm}] {r}");
-            assert!(r.text().starts_with("raised "), "[{mpm}] {mount}: second start_response must raise: {r}");
+            assert_eq!(r.status, 201, "[{mpm}] {mount}: {r}");
+            assert_eq!(r.header("X-Call"), Some("second"), "[{mpm}] {r}");
+            assert_eq!(r.text(), "second call accepted", "[{mpm}] {r}");
 
             // exc_info before anything was sent replaces status and headers.
             for (case, body) in [("replace", "replaced"), ("replace_late", "replaced-late")] {

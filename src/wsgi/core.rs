@@ -22,6 +22,9 @@ pub struct ResponseState {
     pub written: u64,
     /// Excess output already reported once.
     pub excess_reported: bool,
+    /// The last arguments `start_response` refused: (the exception's message, what to log if
+    /// the application lets that exception propagate).
+    pub rejected: Option<(String, String)>,
 }
 
 /// Everything one request needs behind the lock.

@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use super::core::Core;
 use super::file_wrapper::FileWrapper;
 use super::io::{IoError, Severity};
-use super::start_response::{BadResponse, StartResponse};
+use super::start_response::StartResponse;
 use crate::codes;
 
 /// Writes at least this large release the GIL while the server sends them.
@@ -291,7 +291,10 @@ fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
             }
         }
         Stop::Py(e) => {
-            let bad = e.is_instance_of::<BadResponse>(py);
+            // The application let start_response's refusal propagate: one clear line.
+            let shown = e.value(py).to_string();
+            let rejected = core.with(|s| s.response.rejected.take()).ok().flatten().filter(|(m, _)| *m == shown);
+            let bad = rejected.is_some();
             let code = if bad {
                 codes::BAD_RESPONSE_HEAD
             } else if head_sent {
@@ -299,8 +302,7 @@ fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
             } else {
                 codes::APP_EXCEPTION
             };
-            if bad {
-                let what = e.value(py).to_string();
+            if let Some((_, what)) = rejected {
                 core.log(Severity::Error, &format!("{code}: bad response from WSGI script '{script}': {what}"));
             } else {
                 let headline = if head_sent {

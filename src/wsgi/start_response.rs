@@ -8,9 +8,6 @@ use super::core::Core;
 use super::io::ResponseHead;
 use super::validate;
 
-// Raised for a bad status or header; the response loop logs it as one line, without traceback.
-pyo3::create_exception!(mod_wsgi, BadResponse, PyValueError);
-
 #[pyclass(module = "mod_wsgi", name = "StartResponse", frozen)]
 pub struct StartResponse {
     pub(crate) core: Core,
@@ -24,48 +21,76 @@ impl StartResponse {
     }
 }
 
-fn as_str<'a>(v: &'a Bound<'_, PyAny>, what: &str) -> PyResult<std::borrow::Cow<'a, str>> {
-    match v.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?),
-        Err(_) => Err(BadResponse::new_err(format!(
-            "{what} must be str, not {} ({})",
-            v.get_type().name()?,
-            v.repr()?
-        ))),
-    }
+/// Why `start_response` refused its arguments: the exception the application gets (the types
+/// and messages are mod_wsgi's) and the detail for the log line if the application lets it
+/// propagate.
+struct Rejection {
+    err: PyErr,
+    detail: String,
 }
 
-/// Turns `(status, headers)` into a validated head.
-fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<ResponseHead> {
-    let status = as_str(status, "status")?;
-    let code = validate::status(&status).map_err(BadResponse::new_err)?;
+fn reject_value(msg: String, detail: String) -> Rejection {
+    Rejection { err: PyValueError::new_err(msg), detail }
+}
+
+fn reject_type(msg: String, detail: String) -> Rejection {
+    Rejection { err: PyTypeError::new_err(msg), detail }
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// A str argument as text; any other type is a TypeError. Characters above U+00FF raise the
+/// UnicodeEncodeError of encoding to latin-1 (what the value must become on the wire).
+fn latin1_text(v: &Bound<'_, PyAny>, type_message: impl FnOnce(&str) -> String, what: &str) -> Result<String, Rejection> {
+    let Ok(s) = v.cast::<PyString>() else {
+        let shown = v.repr().map(|r| r.to_string()).unwrap_or_default();
+        let msg = type_message(&type_name(v));
+        return Err(reject_type(msg.clone(), format!("{msg}: {what} {shown}")));
+    };
+    if let Err(e) = s.call_method1("encode", ("latin-1",)) {
+        let detail = format!("{e} ({what} {})", s.repr().map(|r| r.to_string()).unwrap_or_default());
+        return Err(Rejection { err: e, detail });
+    }
+    Ok(s.to_string_lossy().into_owned())
+}
+
+/// Turns `(status, headers)` into a validated head, with mod_wsgi's errors.
+fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> Result<ResponseHead, Rejection> {
+    let status = latin1_text(status, |t| format!("start_response() argument 1 must be str, not {t}"), "status")?;
+    let code = validate::status(&status).map_err(|m| reject_value(m.clone(), m))?;
     let list = headers.cast::<PyList>().map_err(|_| {
-        BadResponse::new_err(format!(
-            "response headers must be a list, not {}",
-            headers.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-        ))
+        let msg = format!("start_response() argument 2 must be list, not {}", type_name(headers));
+        reject_type(msg.clone(), msg)
     })?;
     let mut out = Vec::with_capacity(list.len());
     for item in list.iter() {
-        let pair = item.cast::<PyTuple>().map_err(|_| {
-            BadResponse::new_err(format!("response header {} must be a (name, value) tuple", item.repr().map(|r| r.to_string()).unwrap_or_default()))
-        })?;
+        let Ok(pair) = item.cast::<PyTuple>() else {
+            let msg = format!("each header must be a 2-tuple, not {}", type_name(&item));
+            let shown = item.repr().map(|r| r.to_string()).unwrap_or_default();
+            return Err(reject_type(msg.clone(), format!("{msg}: {shown}")));
+        };
         if pair.len() != 2 {
-            return Err(BadResponse::new_err(format!(
-                "response header {} must be a (name, value) tuple of length 2",
-                pair.repr()?
-            )));
+            let msg = format!("each header must be a 2-tuple, got length {}", pair.len());
+            let shown = pair.repr().map(|r| r.to_string()).unwrap_or_default();
+            return Err(reject_value(msg.clone(), format!("{msg}: {shown}")));
         }
-        let name = as_str(&pair.get_item(0)?, "response header name")?.into_owned();
-        let value = as_str(&pair.get_item(1)?, &format!("value of response header {name:?}"))?.into_owned();
-        validate::header_name(&name).map_err(BadResponse::new_err)?;
-        validate::header_value(&name, &value).map_err(BadResponse::new_err)?;
+        let (name, value) = match (pair.get_item(0), pair.get_item(1)) {
+            (Ok(n), Ok(v)) => (n, v),
+            (Err(e), _) | (_, Err(e)) => return Err(Rejection { detail: e.to_string(), err: e }),
+        };
+        let name = latin1_text(&name, |t| format!("must be str, not {t}"), "header name")?;
+        let value = latin1_text(&value, |t| format!("must be str, not {t}"), &format!("value of header {name:?}"))?;
+        validate::header_name(&name).map_err(|m| reject_value(m.clone(), m))?;
+        validate::header_value(&name, &value).map_err(|m| reject_value(m.clone(), format!("{m} (header {name:?})")))?;
         if name.eq_ignore_ascii_case("content-length") && value.trim().parse::<u64>().is_err() {
-            return Err(BadResponse::new_err(format!("Content-Length {value:?} is not a number")));
+            let msg = format!("Content-Length {value:?} is not a number");
+            return Err(reject_value(msg.clone(), msg));
         }
         out.push((name, value));
     }
-    Ok(ResponseHead { code, status: status.into_owned(), headers: out })
+    Ok(ResponseHead { code, status, headers: out })
 }
 
 #[pymethods]
@@ -79,11 +104,11 @@ impl StartResponse {
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Write>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
-        let (head_set, head_sent) = self
-            .core
-            .with(|s| (s.response.head.is_some(), s.response.head_sent))
-            .map_err(PyRuntimeError::new_err)?;
+        let head_sent = self.core.with(|s| s.response.head_sent).map_err(PyRuntimeError::new_err)?;
         if let Some(info) = exc_info {
+            if !info.cast::<PyTuple>().is_ok_and(|t| t.len() == 3) {
+                return Err(PyRuntimeError::new_err("start_response() argument 'exc_info' must be a 3-tuple or None"));
+            }
             if head_sent {
                 // PEP 3333: once the head is out, re-raise the application's exception.
                 let value = info.get_item(1)?;
@@ -94,12 +119,19 @@ impl StartResponse {
                 }
                 return Err(err);
             }
-        } else if head_set {
-            return Err(PyRuntimeError::new_err(
-                "start_response() was called a second time without exc_info",
-            ));
+        } else if head_sent {
+            return Err(PyRuntimeError::new_err("start_response() called more than once without exc_info"));
         }
-        let head = parse_head(status, response_headers)?;
+        // Before anything was sent a later call replaces the earlier one, with or without
+        // exc_info (mod_wsgi is more tolerant than PEP 3333 here).
+        let head = match parse_head(status, response_headers) {
+            Ok(h) => h,
+            Err(r) => {
+                let shown = r.err.value(py).to_string();
+                let _ = self.core.with(|s| s.response.rejected = Some((shown, r.detail)));
+                return Err(r.err);
+            }
+        };
         let cl = head.content_length();
         self.core
             .with(|s| {

@@ -379,6 +379,35 @@ def application(environ, start_response):
         except Exception as e:
             msg = 'raised %s' % type(e).__name__
         return [msg.encode()]
+    if case == 'second_after_output':
+        write = start_response('200 OK', [CT])
+        write(b'sent;')
+        try:
+            start_response('500 Again', [CT])
+            return [b'accepted']
+        except RuntimeError as e:
+            return [('RuntimeError:%s' % e).encode()]
+    if case == 'refusals':
+        refused = [
+            ('OK', [CT]), ('20X OK', [CT]), ('2000 OK', [CT]), ('200OK', [CT]),
+            ('200 OK\r\nX-Injected: 1', [CT]), ('200 OK', [('', 'v')]), ('200 OK', [('X Foo', 'v')]),
+            ('200 OK', [('X\tFoo', 'v')]), ('200 OK', [('X-Foo', 'one\r\ntwo')]), ('200 OK', [(7, 'v')]),
+            ('200 OK', [('X-Foo', '\u20ac\u20ac')]), ('200 OK', ['X-Foo: v']), ('200 OK', [('a', 'b', 'c')]),
+            ('200 OK', 'X-Foo: v'), ('200 OK', (CT,)), ('200 OK', {'X-Foo': 'v'}),
+        ]
+        lines = []
+        for status, headers in refused:
+            try:
+                start_response(status, headers)
+                lines.append('accepted')
+            except Exception as e:
+                lines.append('%s:%s' % (type(e).__name__, e))
+        try:
+            start_response('200 OK', [CT], 'not-a-tuple')
+        except RuntimeError as e:
+            lines.append('RuntimeError:%s' % e)
+        start_response('200 OK', [CT])
+        return ['\n'.join(lines).encode()]
     if case == 'replace':
         start_response('200 OK', [CT, ('X-First', '1')])
         try:
