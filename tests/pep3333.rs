@@ -719,6 +719,8 @@ fn output_framing_streaming_keepalive_and_no_body_cases() {
             let r = send("GET", "cookies");
             assert_eq!(r.status, 200, "[{mpm}] {r}");
             assert_eq!(r.headers_all("Set-Cookie"), ["a=1; Path=/", "b=2; HttpOnly"], "[{mpm}] {mount}: {r}");
+            // Any other repeated field is folded into one, in order, in both modes.
+            assert_eq!(r.headers_all("X-Other"), ["x, y"], "[{mpm}] {mount}: {r}");
             assert_eq!(r.text(), "ok");
 
             // HEAD: no body, whatever the app returns.

@@ -184,8 +184,13 @@ impl RequestIo for ApacheIo {
                     if let Ok(n) = value.trim().parse::<i64>() {
                         ffi::ap_set_content_length(self.r, n);
                     }
-                } else {
+                } else if name.eq_ignore_ascii_case("set-cookie") {
+                    // Cookies cannot be folded into one field: one line each.
                     ffi::apr_table_add((*self.r).headers_out, self.pstr(name), self.pstr(value));
+                } else {
+                    // A repeated field is folded into one comma-separated value (RFC 9110
+                    // 5.3), as mod_wsgi's daemon mode does, so both modes answer alike.
+                    ffi::apr_table_merge((*self.r).headers_out, self.pstr(name), self.pstr(value));
                 }
             }
         }

@@ -482,7 +482,7 @@ def application(environ, start_response):
         return gen(start_response, [b'first-block', 'SLEEP', b'second-block'])
     if case == 'cookies':
         start_response('200 OK', [CT, ('Set-Cookie', 'a=1; Path=/'), ('X-Other', 'x'),
-                                  ('Set-Cookie', 'b=2; HttpOnly'), ('Content-Length', '2')])
+                                  ('Set-Cookie', 'b=2; HttpOnly'), ('X-Other', 'y'), ('Content-Length', '2')])
         return [b'ok']
     if case == '204':
         start_response('204 No Content', [])
