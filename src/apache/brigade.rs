@@ -7,7 +7,7 @@ use super::ffi;
 /// # Safety
 /// `bb` must be a live brigade and `e` a live bucket that is in no brigade.
 pub unsafe fn insert_tail(bb: *mut ffi::apr_bucket_brigade, e: *mut ffi::apr_bucket) {
-    // SAFETY (whole body): APR's ring uses the brigade's `list` head as a sentinel bucket whose
+    // SAFETY: (whole body) APR's ring uses the brigade's `list` head as a sentinel bucket whose
     // `link` coincides with `list` (link is the first field of apr_bucket, so the sentinel is the
     // address of `list` itself). This is the expansion of APR_RING_SPLICE_BEFORE on the sentinel.
     unsafe {

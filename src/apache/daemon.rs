@@ -2,8 +2,10 @@
 //! WSGIDaemonProcess, created per configuration generation, supervised with APR's other-child
 //! API and stopped when the configuration pool is cleared (restart or stop).
 
+use std::convert::Infallible;
 use std::ffi::{CStr, CString};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +15,7 @@ use super::log;
 use crate::codes;
 use crate::config::DaemonProcess;
 use crate::daemon::{GroupRuntime, manager};
+use crate::sys;
 
 /// The groups of the current generation. Apache children are forked after this is filled, so
 /// they find each group's socket and secret here.
@@ -31,8 +34,8 @@ pub fn is_broken(name: &str) -> bool {
 /// In an Apache child: closes every group's listening socket (only daemons accept on them).
 pub fn close_listeners_in_child() {
     for g in GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        // SAFETY: the child's copy of a descriptor it must not use.
-        unsafe { libc::close(g.listen_fd) };
+        // The child's copy of a descriptor it must not use.
+        drop(g.take_listener());
     }
 }
 
@@ -57,33 +60,25 @@ fn apache_ids() -> Ids {
     unsafe {
         let u = &*(&raw const ffi::ap_unixd_config);
         let name = if u.user_name.is_null() { String::new() } else { CStr::from_ptr(u.user_name).to_string_lossy().into_owned() };
-        if libc::geteuid() != 0 {
-            return Ids { uid: libc::geteuid(), gid: libc::getegid(), name };
+        if sys::process::euid() != 0 {
+            return Ids { uid: sys::process::euid(), gid: sys::process::egid(), name };
         }
         Ids { uid: u.user_id, gid: u.group_id, name }
     }
 }
 
 fn lookup_user(name: &str) -> Result<(u32, u32), String> {
-    let cname = c(name);
-    // SAFETY: getpwnam returns a pointer to static storage (the parent is single-threaded).
-    let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("user '{name}' does not exist"));
+    match sys::process::user_ids(name) {
+        Ok(Some(ids)) => Ok(ids),
+        _ => Err(format!("user '{name}' does not exist")),
     }
-    // SAFETY: pw is non-null and points at a passwd record.
-    unsafe { Ok(((*pw).pw_uid, (*pw).pw_gid)) }
 }
 
 fn lookup_group(name: &str) -> Result<u32, String> {
-    let cname = c(name);
-    // SAFETY: as lookup_user.
-    let gr = unsafe { libc::getgrnam(cname.as_ptr()) };
-    if gr.is_null() {
-        return Err(format!("group '{name}' does not exist"));
+    match sys::process::group_id(name) {
+        Ok(Some(gid)) => Ok(gid),
+        _ => Err(format!("group '{name}' does not exist")),
     }
-    // SAFETY: gr is non-null.
-    Ok(unsafe { (*gr).gr_gid })
 }
 
 fn daemon_ids(spec: &DaemonProcess, apache: &Ids) -> Result<Ids, String> {
@@ -101,42 +96,23 @@ fn daemon_ids(spec: &DaemonProcess, apache: &Ids) -> Result<Ids, String> {
 }
 
 /// Creates the group's listening socket: only Apache's user may connect.
-fn listen(path: &str, backlog: u32, owner: &Ids) -> Result<RawFd, String> {
+fn listen(path: &str, backlog: u32, owner: &Ids) -> Result<OwnedFd, String> {
     if path.len() >= 108 {
         return Err(format!("the socket path '{path}' is too long for a Unix socket (108 bytes); set a shorter WSGISocketPrefix"));
     }
-    let cpath = c(path);
-    // SAFETY: plain socket syscalls on descriptors we own; the sockaddr is built within its size.
-    unsafe {
-        libc::unlink(cpath.as_ptr());
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
-        if fd < 0 {
-            return Err(format!("socket(): {}", std::io::Error::last_os_error()));
-        }
-        let mut addr: libc::sockaddr_un = std::mem::zeroed();
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        for (i, b) in path.bytes().enumerate() {
-            addr.sun_path[i] = b as libc::c_char;
-        }
-        let old = libc::umask(0o177);
-        let rc = libc::bind(fd, (&raw const addr).cast(), std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t);
-        libc::umask(old);
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(format!("cannot bind '{path}': {e}"));
-        }
-        if libc::geteuid() == 0 {
-            libc::chown(cpath.as_ptr(), owner.uid, owner.gid);
-        }
-        libc::chmod(cpath.as_ptr(), 0o600);
-        if libc::listen(fd, backlog.max(1) as i32) != 0 {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(format!("cannot listen on '{path}': {e}"));
-        }
-        Ok(fd)
+    let _ = std::fs::remove_file(path);
+    let fd = sys::socket::unix_stream_socket(true).map_err(|e| format!("socket(): {e}"))?;
+    // The socket file is created 0600 (the parent is single-threaded: the umask is ours alone).
+    let old = sys::process::umask(0o177);
+    let bound = sys::socket::bind_unix(fd.as_fd(), path);
+    sys::process::umask(old);
+    bound.map_err(|e| format!("cannot bind '{path}': {e}"))?;
+    if sys::process::euid() == 0 {
+        let _ = std::os::unix::fs::chown(path, Some(owner.uid), Some(owner.gid));
     }
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    sys::socket::listen(fd.as_fd(), backlog.max(1) as i32).map_err(|e| format!("cannot listen on '{path}': {e}"))?;
+    Ok(fd)
 }
 
 /// The directory for this Apache's sockets: private to Apache's user.
@@ -157,33 +133,22 @@ fn socket_dir(pconf: *mut ffi::apr_pool_t, owner: &Ids) -> Result<String, String
     // Leave room for "/GEN.N.sock" within the 108 bytes of a Unix socket address.
     if dir.len() > 80 {
         // A fresh directory with an unpredictable name (mkdtemp): nobody can have planted it.
-        let mut template = *b"/tmp/mod_wsgi.XXXXXX\0";
-        // SAFETY: mkdtemp rewrites the X's of our NUL-terminated buffer in place.
-        let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
-        if made.is_null() {
-            return Err(format!("cannot create a socket directory under /tmp: {}", std::io::Error::last_os_error()));
-        }
-        let short = String::from_utf8_lossy(&template[..template.len() - 1]).into_owned();
+        let short = sys::fd::mkdtemp("/tmp/mod_wsgi.XXXXXX").map_err(|e| format!("cannot create a socket directory under /tmp: {e}"))?;
         // SAFETY: ap_server_conf is set before any hook runs.
         log::log_server(unsafe { ffi::ap_server_conf }, ffi::APLOG_INFO, &format!(
             "the socket directory '{dir}' is too long for Unix socket paths; using '{short}' instead (set WSGISocketPrefix to choose)"
         ));
         dir = short;
     }
-    let cdir = c(&dir);
-    // SAFETY: mkdir/chown/chmod on a path we own.
-    unsafe {
-        if libc::mkdir(cdir.as_ptr(), 0o700) != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-            return Err(format!(
-                "cannot create the socket directory '{dir}': {}; set WSGISocketPrefix to a writable place such as /var/run/apache2/wsgi",
-                std::io::Error::last_os_error()
-            ));
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(format!("cannot create the socket directory '{dir}': {e}; set WSGISocketPrefix to a writable place such as /var/run/apache2/wsgi"));
         }
-        if libc::geteuid() == 0 {
-            libc::chown(cdir.as_ptr(), owner.uid, owner.gid);
-        }
-        libc::chmod(cdir.as_ptr(), 0o700);
     }
+    if sys::process::euid() == 0 {
+        let _ = std::os::unix::fs::chown(&dir, Some(owner.uid), Some(owner.gid));
+    }
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
     Ok(dir)
 }
 
@@ -209,34 +174,31 @@ fn fork_manager(index: usize) -> Option<libc::pid_t> {
     let groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let rt = groups.get(index)?.clone();
     let listeners = apache_listener_fds();
-    // SAFETY: the Apache parent has no other threads, so fork is safe; the child never returns
-    // into Apache (manager_main ends with _exit).
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
+    let name = rt.spec.name.clone();
+    let child = |[]: [OwnedFd; 0]| -> Infallible {
         super::log::install();
-        // SAFETY: closing descriptors this child must not keep: Apache's listeners and the
-        // other groups' sockets.
-        unsafe {
-            for fd in listeners {
-                libc::close(fd);
-            }
-            for g in &groups {
-                if g.listen_fd != rt.listen_fd {
-                    libc::close(g.listen_fd);
-                }
-            }
+        // Close what this child must not keep: Apache's listeners and the other groups' sockets.
+        for fd in listeners {
+            // SAFETY: in this forked child, which never returns into Apache (fork_unchecked ends
+            // it with _exit), APR's copy of the listener is never used or closed again: the child
+            // may own it.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
         }
-        // A panic must never unwind back into the Apache code this process was forked from.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| manager::manager_main(rt)));
-        // SAFETY: leaving the forked child without running Apache's exit handlers.
-        unsafe { libc::_exit(1) };
+        for g in groups.iter().filter(|g| !Arc::ptr_eq(g, &rt)) {
+            drop(g.take_listener());
+        }
+        manager::manager_main(rt)
+    };
+    // SAFETY: the Apache parent runs no other threads, so the child may do anything; it never
+    // returns into Apache (manager_main ends with _exit, a panic with _exit(1)).
+    match unsafe { sys::process::fork_unchecked([], child) } {
+        Ok(pid) => Some(pid),
+        Err(e) => {
+            // SAFETY: ap_server_conf is valid in the parent after configuration.
+            log::log_server(unsafe { ffi::ap_server_conf }, ffi::APLOG_ERR, &format!("{}: cannot fork the manager of daemon process group '{name}': {e}", codes::DAEMON_EXITED));
+            None
+        }
     }
-    if pid < 0 {
-        // SAFETY: ap_server_conf is valid in the parent after configuration.
-        log::log_server(unsafe { ffi::ap_server_conf }, ffi::APLOG_ERR, &format!("{}: cannot fork the manager of daemon process group '{}': {}", codes::DAEMON_EXITED, rt.spec.name, std::io::Error::last_os_error()));
-        return None;
-    }
-    Some(pid)
 }
 
 #[repr(C)]
@@ -294,38 +256,26 @@ unsafe extern "C" fn stop_managers(_data: *mut libc::c_void) -> ffi::apr_status_
     let _ = std::panic::catch_unwind(|| {
         let pids: Vec<libc::pid_t> = std::mem::take(&mut *MANAGERS.lock().unwrap_or_else(|e| e.into_inner()));
         for &p in pids.iter().filter(|p| **p > 0) {
-            // SAFETY: signalling our own children.
-            unsafe { libc::kill(p, libc::SIGTERM) };
+            let _ = sys::process::kill(p, libc::SIGTERM);
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
         let mut left: Vec<libc::pid_t> = pids.into_iter().filter(|p| *p > 0).collect();
         while !left.is_empty() && std::time::Instant::now() < deadline {
-            left.retain(|&p| {
-                // SAFETY: reaping our own child; ECHILD (already reaped by the MPM) ends the wait.
-                let r = unsafe { libc::waitpid(p, std::ptr::null_mut(), libc::WNOHANG) };
-                r == 0
-            });
+            // Reaping our own children; ECHILD (already reaped by the MPM) ends the wait.
+            left.retain(|&p| matches!(sys::process::waitpid(p, libc::WNOHANG), Ok(None)));
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         for p in left {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(p, libc::SIGKILL);
-                libc::waitpid(p, std::ptr::null_mut(), 0);
-            }
+            let _ = sys::process::kill(p, libc::SIGKILL);
+            let _ = sys::process::waitpid(p, 0);
         }
         let groups = std::mem::take(&mut *GROUPS.lock().unwrap_or_else(|e| e.into_inner()));
         for g in groups {
-            let path = c(&g.socket_path);
-            // SAFETY: closing our listening socket and removing its path and (if now empty) its
-            // directory.
-            unsafe {
-                libc::close(g.listen_fd);
-                libc::unlink(path.as_ptr());
-                if let Some(dir) = std::path::Path::new(&g.socket_path).parent() {
-                    let d = c(&dir.to_string_lossy());
-                    libc::rmdir(d.as_ptr());
-                }
+            // Close our listening socket, remove its path and (if now empty) its directory.
+            drop(g.take_listener());
+            let _ = std::fs::remove_file(&g.socket_path);
+            if let Some(dir) = std::path::Path::new(&g.socket_path).parent() {
+                let _ = std::fs::remove_dir(dir);
             }
         }
     });
@@ -381,7 +331,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             }
         };
         let path = format!("{dir}/{generation}.{i}.sock");
-        let fd = match listen(&path, spec.listen_backlog, &apache) {
+        let listener = match listen(&path, spec.listen_backlog, &apache) {
             Ok(fd) => fd,
             Err(e) => {
                 log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}': {e}", codes::DAEMON_UNAVAILABLE, spec.name));
@@ -404,7 +354,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
         });
         groups.push(Arc::new(GroupRuntime {
             spec,
-            listen_fd: fd,
+            listener: Mutex::new(Some(listener)),
             socket_path: path,
             secret,
             apache_uid: apache.uid,

@@ -127,21 +127,26 @@ unsafe fn dir_setting(
     }
 }
 
-// SAFETY (the four handlers below): Apache calls them with the live cmd_parms of the directive,
-// our DirSettings record as `m` (directory-context directives) and a NUL-terminated argument.
+// The four handlers below: Apache calls them with the live cmd_parms of the directive, our
+// DirSettings record as `m` (directory-context directives) and a NUL-terminated argument, which is
+// what dir_setting needs.
 pub unsafe extern "C" fn process_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    // SAFETY: Apache's arguments, as said above these handlers.
     unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.process_group = Some(conf::parse_process_group(v)?))) }
 }
 
 pub unsafe extern "C" fn application_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    // SAFETY: Apache's arguments, as said above these handlers.
     unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.application_group = Some(conf::parse_application_group(v)?))) }
 }
 
 pub unsafe extern "C" fn callable_object(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    // SAFETY: Apache's arguments, as said above these handlers.
     unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.callable_object = Some(conf::parse_callable_object(v)?))) }
 }
 
 pub unsafe extern "C" fn flag_setting(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    // SAFETY: Apache's arguments, as said above these handlers.
     unsafe {
         dir_setting(cmd, m, arg, |d, name, v| {
             if name == "WSGIMapHEADToGET" {

@@ -2,7 +2,7 @@
 //! response. Connections to each group are kept and reused across requests.
 
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use crate::codes;
 use crate::daemon::GroupRuntime;
 use crate::protocol::{self, EndKind, Frame};
 use crate::protocol::fdpass::FrameReader;
+use crate::sys;
 use crate::wsgi::{IoError, RequestIo, ResponseHead, Severity};
 
 /// A connection to a group with its read buffer.
@@ -46,41 +47,11 @@ fn put_idle(path: &str, mut s: Conn) {
     }
 }
 
-/// A blocking connect that gives up after `timeout` (a full listen backlog would otherwise block
-/// without limit); writes on the connection get the same limit.
-fn connect_timeout(path: &str, timeout: Duration) -> std::io::Result<UnixStream> {
-    use std::os::fd::FromRawFd;
-    if path.len() >= 108 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "socket path too long"));
-    }
-    // SAFETY: plain socket syscalls on a descriptor we own (closed on every error path, or owned
-    // by the returned UnixStream); the address is built within sockaddr_un's size.
-    unsafe {
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let tv = libc::timeval { tv_sec: timeout.as_secs() as libc::time_t, tv_usec: timeout.subsec_micros() as libc::suseconds_t };
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&raw const tv).cast(), std::mem::size_of::<libc::timeval>() as u32);
-        let mut addr: libc::sockaddr_un = std::mem::zeroed();
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        for (i, b) in path.bytes().enumerate() {
-            addr.sun_path[i] = b as libc::c_char;
-        }
-        if libc::connect(fd, (&raw const addr).cast(), std::mem::size_of::<libc::sockaddr_un>() as u32) != 0 {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(e);
-        }
-        Ok(UnixStream::from_raw_fd(fd))
-    }
-}
-
 /// Connects and greets; retries while the group is starting or its backlog is full.
 fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
     let mut last;
     loop {
-        match connect_timeout(&rt.socket_path, deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) {
+        match sys::socket::connect_unix_timeout(&rt.socket_path, deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) {
             Ok(mut s) => {
                 // The greeting must come within what is left of connect-timeout (a group whose
                 // processes cannot start leaves connections unanswered in its backlog).
@@ -92,11 +63,7 @@ fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
                         let _ = s.set_read_timeout(None);
                         // Wake the reader only once more than the 5-byte Started record is there
                         // (the end of stream and timeouts still wake it): one wake-up per request.
-                        let lowat: libc::c_int = 6;
-                        // SAFETY: setsockopt on our connected socket with an int option value.
-                        unsafe {
-                            libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVLOWAT, (&raw const lowat).cast(), std::mem::size_of::<libc::c_int>() as u32);
-                        }
+                        let _ = sys::socket::set_recv_lowat(s.as_fd(), 6);
                         return Ok(s);
                     }
                     Ok(Some(Frame::Refused(m))) => return Err(format!("the daemon refused the connection: {m}")),
@@ -192,10 +159,8 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
             },
             Frame::File { offset, len } => {
                 let Some(fd) = fd else { return Relay::Lost("a file record arrived without its descriptor".into()) };
-                // SAFETY: fstat writes into our zeroed buffer; fd is a descriptor we own.
-                let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                let regular = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG;
-                if !regular || offset.checked_add(len).is_none_or(|end| end > st.st_size as u64) {
+                let st = sys::fd::fstat(fd.as_fd()).ok().filter(|st| st.is_regular_file());
+                if st.is_none_or(|st| offset.checked_add(len).is_none_or(|end| end > st.size)) {
                     return if head_sent { io.abort(); Relay::Cut } else { Relay::Lost("the daemon passed a descriptor that is not a regular file of the announced size".into()) };
                 }
                 match io.send_file(fd.as_raw_fd(), offset, len) {

@@ -2,23 +2,26 @@
 //! threads) and the worker processes it forks and supervises, which run the WSGI application.
 //!
 //! The Apache-facing half (creating sockets, forking managers, relaying requests from Apache
-//! children) lives in `crate::apache::daemon` and `crate::apache::proxy`.
+//! children) lives in `crate::apache::daemon` and `crate::apache::proxy`. System calls go
+//! through `crate::sys`.
 
 pub mod control;
 pub mod io;
 pub mod manager;
 pub mod worker;
 
-use std::os::fd::RawFd;
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
 
 use crate::config::DaemonProcess;
 
 /// Everything a group's processes need, fixed when the Apache parent creates the group.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GroupRuntime {
     pub spec: DaemonProcess,
-    /// The listening socket (non-blocking), shared by every worker of the group.
-    pub listen_fd: RawFd,
+    /// The listening socket (non-blocking), shared by every worker of the group. Each process
+    /// holds its own copy after fork and takes it out to use or close it ([`Self::take_listener`]).
+    pub listener: Mutex<Option<OwnedFd>>,
     pub socket_path: String,
     pub secret: [u8; crate::protocol::SECRET_LEN],
     /// The uid Apache children run as: the only peer (besides root) allowed to connect.
@@ -33,6 +36,14 @@ pub struct GroupRuntime {
     pub imports: Vec<(String, String)>,
 }
 
+impl GroupRuntime {
+    /// Takes this process's copy of the listening socket (`None` once taken): a worker to accept
+    /// on it, any other process to close it.
+    pub fn take_listener(&self) -> Option<OwnedFd> {
+        self.listener.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// Compares secrets in constant time.
 pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -40,20 +51,7 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 /// Fills `buf` from the OS random source.
 pub fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
-    let mut off = 0;
-    while off < buf.len() {
-        // SAFETY: getrandom writes at most len bytes into our buffer.
-        let n = unsafe { libc::getrandom(buf[off..].as_mut_ptr().cast(), buf.len() - off, 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        off += n as usize;
-    }
-    Ok(())
+    crate::sys::fd::fill_random(buf)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! the poll over and serves one request. An idle reused connection therefore never pins a thread.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,34 +19,23 @@ use super::io::DaemonIo;
 use crate::protocol::fdpass::FrameReader;
 use crate::protocol::{self, EndKind, Frame};
 use crate::python::{interp, pool, scripts};
+use crate::sys;
+use crate::sys::epoll::{self, Epoll};
 use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
 
 /// Set by SIGTERM/SIGINT.
 pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_term(_: libc::c_int) {
-    SHUTDOWN.store(true, Ordering::SeqCst);
-}
-
-/// Installs this process's signal dispositions (replacing Apache's, inherited through fork).
+/// Installs this process's signal dispositions (replacing Apache's, inherited through fork):
+/// SIGTERM and SIGINT set [`SHUTDOWN`], the other signals Apache uses are ignored, and the mask
+/// inherited from Apache is cleared.
 pub fn install_signals() {
-    // SAFETY: sigaction with a handler that only stores to an atomic (async-signal-safe); the
-    // other signals Apache uses are ignored here, and the mask inherited from Apache is cleared.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_term as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
-        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
-        for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH, libc::SIGPIPE] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    let _ = sys::signal::set_flag_on(&[libc::SIGTERM, libc::SIGINT], &SHUTDOWN);
+    for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH, libc::SIGPIPE] {
+        let _ = sys::signal::ignore(sig);
     }
+    let _ = sys::signal::set_default(libc::SIGCHLD);
+    let _ = sys::signal::set_process_mask(&sys::signal::SigSet::empty());
 }
 
 struct State {
@@ -60,7 +49,7 @@ struct State {
     running: Mutex<HashMap<u64, (Instant, String)>>,
     seq: AtomicU64,
     /// Write end of the pipe to the manager ("start my replacement now").
-    notify_fd: RawFd,
+    notify: OwnedFd,
 }
 
 impl State {
@@ -70,9 +59,9 @@ impl State {
             tracing::info!(target: "wsgi", "Daemon process {} restarting: {reason}.", std::process::id());
             *r = Some(reason);
             let pid = std::process::id().to_ne_bytes();
-            // SAFETY: a 4-byte write to our pipe (atomic below PIPE_BUF); failure is harmless
-            // (the manager then replaces us when we exit).
-            unsafe { libc::write(self.notify_fd, pid.as_ptr().cast(), pid.len()) };
+            // A 4-byte write to our pipe (atomic below PIPE_BUF); failure is harmless (the
+            // manager then replaces us when we exit).
+            let _ = sys::fd::write(self.notify.as_fd(), &pid);
         }
         self.draining.store(true, Ordering::SeqCst);
     }
@@ -116,31 +105,20 @@ const LISTEN: u64 = u64::MAX;
 
 /// Hands ready connections to request threads: one epoll set holds the listening socket and
 /// every idle connection, each armed once (EPOLLONESHOT), so each readiness wakes one thread.
+///
+/// Idle connections are keyed by their descriptor number, which is also their epoll token: the
+/// connection (and so the descriptor) stays open while it is in the map.
 struct Dispatcher {
-    epfd: RawFd,
-    listen_fd: RawFd,
+    epoll: Epoll,
+    listener: OwnedFd,
     idle: Mutex<HashMap<RawFd, Conn>>,
 }
 
 impl Dispatcher {
-    fn new(listen_fd: RawFd) -> std::io::Result<Dispatcher> {
-        // SAFETY: epoll_create1 returns a new descriptor we own.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epfd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let d = Dispatcher { epfd, listen_fd, idle: Mutex::new(HashMap::new()) };
-        d.arm(listen_fd, LISTEN, libc::EPOLL_CTL_ADD)?;
-        Ok(d)
-    }
-
-    fn arm(&self, fd: RawFd, token: u64, op: libc::c_int) -> std::io::Result<()> {
-        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, u64: token };
-        // SAFETY: epoll_ctl on our epoll descriptor with a valid event struct.
-        if unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut ev) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+    fn new(listener: OwnedFd) -> std::io::Result<Dispatcher> {
+        let epoll = Epoll::new()?;
+        epoll.add(listener.as_fd(), epoll::READABLE_ONESHOT, LISTEN)?;
+        Ok(Dispatcher { epoll, listener, idle: Mutex::new(HashMap::new()) })
     }
 
     /// Waits for a new connection or a request on an idle one. `None` once draining.
@@ -150,24 +128,20 @@ impl Dispatcher {
                 self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 return None;
             }
-            let mut ev = [libc::epoll_event { events: 0, u64: 0 }];
-            // SAFETY: waits for at most one event into our array.
-            let n = unsafe { libc::epoll_wait(self.epfd, ev.as_mut_ptr(), 1, 200) };
-            if n <= 0 {
+            let Ok(Some(token)) = self.epoll.wait_one(Duration::from_millis(200)) else {
                 continue;
-            }
-            let token = ev[0].u64;
+            };
             if token == LISTEN {
-                // SAFETY: accept4 on our listening socket; the new descriptor is owned below.
-                let fd = unsafe { libc::accept4(self.listen_fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
-                if fd < 0 && matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
-                    tracing::warn!(target: "wsgi", "daemon process {} is out of file descriptors; waiting before accepting more connections", std::process::id());
-                    std::thread::sleep(Duration::from_millis(100));
+                let accepted = sys::socket::accept(self.listener.as_fd());
+                if let Err(e) = &accepted {
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                        tracing::warn!(target: "wsgi", "daemon process {} is out of file descriptors; waiting before accepting more connections", std::process::id());
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
                 }
-                let _ = self.arm(self.listen_fd, LISTEN, libc::EPOLL_CTL_MOD);
-                if fd >= 0 {
-                    // SAFETY: fd is a fresh connected socket we own.
-                    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+                let _ = self.epoll.modify(self.listener.as_fd(), epoll::READABLE_ONESHOT, LISTEN);
+                if let Ok(fd) = accepted {
+                    let stream = UnixStream::from(fd);
                     return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false });
                 }
             } else if let Some(c) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&(token as RawFd)) {
@@ -178,23 +152,23 @@ impl Dispatcher {
 
     fn give_back(&self, mut c: Conn) {
         let fd = c.stream.as_raw_fd();
-        let op = if c.registered { libc::EPOLL_CTL_MOD } else { libc::EPOLL_CTL_ADD };
-        c.registered = true;
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).insert(fd, c);
-        if self.arm(fd, fd as u64, op).is_err() {
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&fd);
+        let registered = std::mem::replace(&mut c.registered, true);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let c = idle.entry(fd).insert_entry(c).into_mut();
+        let armed = if registered {
+            self.epoll.modify(c.stream.as_fd(), epoll::READABLE_ONESHOT, fd as u64)
+        } else {
+            self.epoll.add(c.stream.as_fd(), epoll::READABLE_ONESHOT, fd as u64)
+        };
+        if armed.is_err() {
+            idle.remove(&fd);
         }
     }
 }
 
-/// The uid of the process at the other end of `s`.
+/// The uid and pid of the process at the other end of `s`.
 fn peer_uid(s: &UnixStream) -> Option<(u32, i32)> {
-    // SAFETY: ucred is plain old data; all-zero is a valid value.
-    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most len bytes into cred.
-    let rc = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len) };
-    (rc == 0).then_some((cred.uid, cred.pid))
+    sys::socket::peer_cred(s.as_fd()).ok().map(|c| (c.uid, c.pid))
 }
 
 /// Checks the peer and the handshake. Refusals are logged and the connection dropped.
@@ -393,12 +367,13 @@ fn dump_stacks() {
 }
 
 /// Runs a worker process; never returns.
-pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
-    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+///
+/// `notify` is the write end of the pipe to the manager.
+pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
+    let _ = sys::process::set_parent_death_signal(libc::SIGKILL);
     install_signals();
     let spec = &rt.spec;
-    tracing::info!(target: "wsgi", "Starting process '{}' with pid={}, uid={}, gid={} and threads={}.", spec.name, std::process::id(), unsafe { libc::getuid() }, unsafe { libc::getgid() }, spec.threads);
+    tracing::info!(target: "wsgi", "Starting process '{}' with pid={}, uid={}, gid={} and threads={}.", spec.name, std::process::id(), sys::process::uid(), sys::process::gid(), spec.threads);
     let opts = interp::InitOptions {
         python_home: spec.python_home.clone(),
         python_path: spec.python_path.clone(),
@@ -411,25 +386,21 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
             threads_per_process: spec.threads.max(1),
         }),
     };
-    // lang= / locale=: the environment Python reads its encodings from at start-up.
-    // SAFETY: single-threaded until the request threads start below.
-    unsafe {
-        if let Some(lang) = &spec.lang {
-            std::env::set_var("LANG", lang);
-        }
-        if let Some(locale) = &spec.locale {
-            std::env::set_var("LC_ALL", locale);
-            if let Ok(c) = std::ffi::CString::new(locale.as_str()) {
-                libc::setlocale(libc::LC_ALL, c.as_ptr());
-            }
-        }
+    // lang= / locale=: the environment Python reads its encodings from at start-up (this
+    // process is single-threaded until the request threads start below).
+    if let Some(lang) = &spec.lang {
+        let _ = sys::process::set_env("LANG", lang);
+    }
+    if let Some(locale) = &spec.locale {
+        let _ = sys::process::set_env("LC_ALL", locale);
+        let _ = sys::process::set_locale_all(locale);
     }
     tracing::info!(target: "wsgi", "Initializing Python {} in daemon process '{}' (pid {}).", interp::python_version(), spec.name, std::process::id());
     if let Err(e) = interp::initialize(&opts) {
         let hint = if spec.python_home.is_some() { "; check that python-home names a Python 3.11 virtualenv or installation readable by the daemon's user" } else { "" };
         tracing::error!(target: "wsgi", "{}: daemon process '{}' cannot initialise Python: {e}{hint}", crate::codes::PYTHON_INIT_FAILED, spec.name);
-        // SAFETY: exiting without running Apache's or Python's exit handlers.
-        unsafe { libc::_exit(3) };
+        // Exiting without running Apache's or Python's exit handlers.
+        sys::process::exit_now(3);
     }
     for (path, group) in &rt.imports {
         if let Err(e) = pool::enter(group, |py| scripts::preload(py, group, path)) {
@@ -446,26 +417,20 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         last_activity: Mutex::new(now),
         running: Mutex::new(HashMap::new()),
         seq: AtomicU64::new(0),
-        notify_fd,
+        notify,
     });
-    let d = match Dispatcher::new(rt.listen_fd) {
+    let listener = rt.take_listener().ok_or_else(|| std::io::Error::other("the group's listening socket is already closed in this process"));
+    let d = match listener.and_then(Dispatcher::new) {
         Ok(d) => Arc::new(d),
         Err(e) => {
             tracing::error!(target: "wsgi", "daemon process '{}' cannot set up its dispatcher: {e}", spec.name);
-            // SAFETY: leaving without Apache's or Python's exit handlers.
-            unsafe { libc::_exit(3) }
+            // Leaving without Apache's or Python's exit handlers.
+            sys::process::exit_now(3)
         }
     };
-    // Request threads (and the threads they start) leave SIGTERM/SIGINT to the main thread.
-    // SAFETY: pthread_sigmask on this thread with a set we build; restored after spawning.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-    }
+    // Request threads (and the threads they start) leave SIGTERM/SIGINT to the main thread:
+    // blocked here while they are started, then this thread's mask is restored.
+    let blocked = sys::signal::block_in_this_thread(&[libc::SIGTERM, libc::SIGINT]);
     let mut handles = Vec::new();
     for i in 0..spec.threads.max(1) {
         let (rt, st, d) = (rt.clone(), st.clone(), d.clone());
@@ -478,8 +443,7 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
             Err(e) => tracing::error!(target: "wsgi", "daemon process '{}' cannot start request thread {i}: {e}", spec.name),
         }
     }
-    // SAFETY: restores this thread's mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(blocked);
     let limits = Limits {
         maximum_requests: spec.maximum_requests,
         restart_interval: spec.restart_interval,
@@ -524,9 +488,9 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
                 for group in st.sub_interpreter_groups_running(Duration::ZERO) {
                     tracing::error!(target: "wsgi", "{}", pool::stuck_hint(&group, "deadlock-timeout"));
                 }
-                // A deadlocked interpreter cannot finish requests: leave now.
-                // SAFETY: leaving without Apache's or Python's exit handlers.
-                unsafe { libc::_exit(4) };
+                // A deadlocked interpreter cannot finish requests: leave now, without Apache's or
+                // Python's exit handlers.
+                sys::process::exit_now(4);
             }
         }
         if st.draining.load(Ordering::SeqCst) {
@@ -547,6 +511,6 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify_fd: RawFd) -> ! {
         // Nothing runs Python any more: the application's atexit functions may run.
         interp::run_exit_hooks();
     }
-    // SAFETY: leave at once: request threads may be blocked in Python or in the dispatcher.
-    unsafe { libc::_exit(0) }
+    // Leave at once: request threads may be blocked in Python or in the dispatcher.
+    sys::process::exit_now(0)
 }

@@ -1,45 +1,16 @@
 //! Passing a file descriptor with a frame over a Unix socket (SCM_RIGHTS).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
-/// Control-message space for one descriptor, aligned as `struct cmsghdr` requires.
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 64]);
+use crate::sys;
 
 /// Sends `bytes` with `fd` attached. All of `bytes` is written (the descriptor with the first
-/// byte).
+/// byte). `fd` may be a descriptor number owned outside Rust (a Python file's `fileno()`): see
+/// [`sys::socket::send_with_fd`].
 pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<()> {
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = CmsgBuf([0; 64]);
-    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
-    // SAFETY: msghdr points at our iovec and control buffer, both alive for the call; the
-    // control buffer is 8-byte aligned (as cmsghdr needs) and at least CMSG_SPACE bytes long, and
-    // the CMSG macros only compute addresses inside it.
-    let sent = unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.0.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
-        loop {
-            let n = libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
-            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break n;
-            }
-        }
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let sent = sent as usize;
+    let sent = sys::socket::send_with_fd(sock.as_fd(), bytes, fd)?;
     if sent < bytes.len() {
         use std::io::Write;
         (&*sock).write_all(&bytes[sent..])?;
@@ -141,47 +112,14 @@ impl FrameReader {
 
 /// One recvmsg: some bytes (0 at end of stream) and a descriptor if one came with them.
 fn recv_some(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = CmsgBuf([0; 64]);
-    loop {
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-        let mut fd = None;
-        // SAFETY: msghdr points at our iovec and control buffer for the duration of the call; a
-        // received descriptor is owned by us from here on.
-        let n = unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.0.as_mut_ptr().cast();
-            msg.msg_controllen = space;
-            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n > 0 {
-                let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-                while !cmsg.is_null() {
-                    if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                        fd = Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd)));
-                    }
-                    cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-                }
-            }
-            n
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        return Ok((n as usize, fd));
-    }
+    sys::socket::recv_with_fd(sock.as_fd(), buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_descriptor_travels_with_its_bytes() {

@@ -63,13 +63,8 @@ pub fn init_template(py: Python<'_>, info: &ProcessInfo) -> PyResult<()> {
 }
 
 /// Decodes bytes as latin-1 (every byte maps to the code point of the same value).
-pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    if bytes.is_ascii() {
-        // SAFETY: ASCII is valid UTF-8.
-        return PyString::new(py, unsafe { std::str::from_utf8_unchecked(bytes) });
-    }
-    let s: String = bytes.iter().map(|&b| b as char).collect();
-    PyString::new(py, &s)
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    crate::python::bytes::latin1(py, bytes)
 }
 
 /// Builds the environ for one request.
@@ -100,7 +95,7 @@ pub fn build<'py>(
                     key
                 }
             };
-            d.set_item(key, latin1(py, v))?;
+            d.set_item(key, latin1(py, v)?)?;
         }
         Ok(())
     })?;

@@ -107,55 +107,15 @@ fn fill_exact(state: &mut CoreState, dst: &mut [u8]) -> Result<usize, String> {
     Ok(off)
 }
 
-unsafe extern "C" {
-    /// CPython's in-place resize of a bytes object with a single reference (exported by
-    /// libpython 3.11; pyo3-ffi does not declare it).
-    fn _PyBytes_Resize(bytes: *mut *mut pyo3::ffi::PyObject, newsize: pyo3::ffi::Py_ssize_t) -> libc::c_int;
-}
-
-/// A raw pointer to a bytes object's buffer, to be filled with the GIL released.
-struct RawBuf(*mut u8, usize);
-// SAFETY: the buffer belongs to a bytes object that no other code can see yet (we hold its only
-// reference and have not returned it), so writing to it from the same OS thread while the GIL is
-// released is exclusive access.
-unsafe impl Send for RawBuf {}
-
 impl Input {
-    /// `read(n)`: allocates the result once and fills it in place (one copy of the body data).
+    /// `read(n)`: allocates the result once and fills it in place with the GIL released (one
+    /// copy of the body data).
     fn read_sized<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
-        use pyo3::ffi;
-        // SAFETY: PyBytes_FromStringAndSize(NULL, n) returns a new bytes object with an
-        // uninitialised n-byte buffer (or NULL with an exception set).
-        let mut obj = unsafe { ffi::PyBytes_FromStringAndSize(std::ptr::null(), n as ffi::Py_ssize_t) };
-        if obj.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        // SAFETY: obj is a live bytes object; its buffer holds n bytes.
-        let buf = RawBuf(unsafe { ffi::PyBytes_AsString(obj) } as *mut u8, n);
         let core = self.core.clone();
-        let got = py.detach(move || {
-            let buf = buf;
-            // SAFETY: see RawBuf: exclusive access to n writable bytes.
-            let dst = unsafe { std::slice::from_raw_parts_mut(buf.0, buf.1) };
-            core.with(|s| fill_exact(s, dst)).map_err(String::from)?
-        });
-        let got = match got {
-            Ok(g) => g,
-            Err(e) => {
-                // SAFETY: we own the only reference.
-                unsafe { ffi::Py_DecRef(obj) };
-                return Err(io_err(e));
-            }
-        };
-        if got < n {
-            // SAFETY: obj is a bytes object we own exclusively (refcount 1), as _PyBytes_Resize
-            // requires; on failure it frees obj and sets it to NULL.
-            if unsafe { _PyBytes_Resize(&mut obj, got as ffi::Py_ssize_t) } != 0 {
-                return Err(PyErr::fetch(py));
-            }
-        }
-        // SAFETY: obj is a new, owned reference to a bytes object.
-        Ok(unsafe { Bound::from_owned_ptr(py, obj).cast_into_unchecked() })
+        crate::python::bytes::filled(py, n, move |dst| {
+            let got = core.with(|s| fill_exact(s, dst)).map_err(String::from).and_then(|r| r);
+            got.map_err(io_err)
+        })
     }
 
     /// Reads exactly `n` bytes or up to the end of the body; `None` reads everything.

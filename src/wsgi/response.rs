@@ -110,13 +110,11 @@ fn try_send_file(py: Python<'_>, core: &Core, fw: &FileWrapper) -> Result<bool, 
     }
     let core2 = core.clone();
     py.detach(move || -> Result<bool, IoError> {
-        // SAFETY: fstat only writes into the zeroed stat buffer we own; fd validity is checked by
-        // the return value.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
-            return Ok(false);
-        }
-        let size = st.st_size as u64;
+        // The descriptor belongs to the Python file object (kept open by the file_wrapper).
+        let size = match crate::sys::fd::fstat_raw(fd) {
+            Ok(st) if st.is_regular_file() => st.size,
+            _ => return Ok(false),
+        };
         let mut g = core2.lock();
         let s = g.as_mut().ok_or_else(|| IoError::Other(super::core::FINISHED.into()))?;
         if s.response.written > 0 {
