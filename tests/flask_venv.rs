@@ -194,3 +194,31 @@ fn flask_in_a_virtualenv_via_python_home_next_to_a_plain_group() {
     let st = a.stop();
     assert!(!st.has_crash(), "{}", st.error_log);
 }
+
+#[test]
+fn a_server_wide_python_home_applies_to_daemon_groups_without_their_own() {
+    let venv = ensure_venv();
+    let venv_s = venv.to_string_lossy().into_owned();
+    let a = ApacheBuilder::new()
+        .mpm(Mpm::Event)
+        .script("plain.wsgi", PLAIN_WSGI)
+        .conf("<Directory {dir}/scripts>\n    Require all granted\n</Directory>")
+        .conf(&format!("WSGIPythonHome {venv_s}"))
+        .conf("WSGIDaemonProcess inherits processes=1 threads=2")
+        .conf("WSGIScriptAlias /daemon {dir}/scripts/plain.wsgi process-group=inherits")
+        .conf("WSGIScriptAlias /embedded {dir}/scripts/plain.wsgi")
+        .start();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut r = a.get("/daemon?prefix");
+    while r.status == 503 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        r = a.get("/daemon?prefix");
+    }
+    assert_eq!((r.status, r.text()), (200, format!("{venv_s}|inherits")), "the group without python-home uses WSGIPythonHome: {r}\n{}", a.error_log());
+    let r = a.get("/daemon");
+    assert!(r.text().starts_with(&format!("flask found at {venv_s}/lib/")), "{r}");
+    let r = a.get("/embedded?prefix");
+    assert_eq!((r.status, r.text()), (200, format!("{venv_s}|")), "embedded mode too: {r}");
+    let st = a.stop();
+    assert!(!st.has_crash(), "{}", st.error_log);
+}

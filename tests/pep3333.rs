@@ -546,7 +546,7 @@ fn errors_and_stdout_go_to_error_log_with_client() {
                 let r = get(&a, &format!("{mount}?{q}"));
                 assert_eq!(r.status, 200, "[{mpm}] {mount}?{q}: {r}\n{}", a.error_log());
             }
-            let msgs = [
+            let mut msgs = vec![
                 format!("stdout-line-{tag}"),
                 format!("stderr-line-{tag}"),
                 format!("errors-line-{tag}"),
@@ -559,6 +559,18 @@ fn errors_and_stdout_go_to_error_log_with_client() {
                 format!("partial-stdout-{tag}"),
                 format!("split-after{tag}"),
             ];
+            if mount == "/errs" {
+                msgs.extend([
+                format!("buf-bytes-{tag}"),
+                format!("buf-bytearray-{tag}"),
+                format!("buf-memoryview-{tag}"),
+                format!("bufline-one-{tag}"),
+                format!("bufline-two-{tag}"),
+                format!("stderr-buf-{tag}"),
+                // UTF-8 encoded; Apache's error log escapes bytes above 0x7f.
+                format!("utf8-caf\\xc3\\xa9-{tag}"),
+                ]);
+            }
             // Partial lines are flushed when their request ends, which may be just after the
             // client got the response: wait for each.
             for msg in &msgs {
@@ -571,8 +583,38 @@ fn errors_and_stdout_go_to_error_log_with_client() {
                 assert!(lines[0].contains("[client 127.0.0.1:"), "[{mpm}] no client address on {:?}", lines[0]);
             }
         }
+        // As mod_wsgi: text streams over the log, and sys.stdin restricted (WSGIRestrictStdin).
+        let r = get(&a, "/errs?types-x");
+        assert_eq!(
+            r.text().lines().collect::<Vec<_>>(),
+            [
+                "_io.TextIOWrapper",
+                "mod_wsgi.Log",
+                "_io.TextIOWrapper",
+                "_io.TextIOWrapper",
+                "mod_wsgi.Restricted",
+                "OSError: sys.stdin access restricted by mod_wsgi",
+            ],
+            "[{mpm}] {r}"
+        );
         MODE.stop(a);
     }
+}
+
+#[test]
+fn restrict_stdin_off_and_restrict_stdout_on() {
+    let mpm = MODE.mpms()[0];
+    let mut conf = plain_and_validated_mounts("errs");
+    conf.push_str("WSGIRestrictStdin Off\nWSGIRestrictStdout On\n");
+    let a = server(MODE, mpm, &plain_and_validated("errs", ERRORS_APP), &conf);
+    let r = get(&a, "/errs?types-x");
+    let lines: Vec<String> = r.text().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 6, "[{mpm}] {r}");
+    assert_eq!(lines[2], "mod_wsgi.Restricted", "[{mpm}] sys.stdout is restricted: {r}");
+    assert_eq!(lines[3], "_io.TextIOWrapper", "[{mpm}] sys.stderr never is: {r}");
+    assert_ne!(lines[4], "mod_wsgi.Restricted", "[{mpm}] sys.stdin is left alone: {r}");
+    assert_eq!(lines[5], "usable", "[{mpm}] {r}");
+    MODE.stop(a);
 }
 
 // ---------------------------------------------------------------------------------------------

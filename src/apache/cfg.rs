@@ -25,6 +25,9 @@ pub struct Global {
     pub python_path: Vec<String>,
     pub socket_prefix: Option<String>,
     pub restrict_embedded: bool,
+    /// WSGIRestrictStdin (mod_wsgi's default: On) and WSGIRestrictStdout (default: Off).
+    pub restrict_stdin: Option<bool>,
+    pub restrict_stdout: Option<bool>,
     /// WSGIImportScript lines: scripts to load when a process of their group starts.
     pub imports: Vec<crate::config::ImportScript>,
     /// Directives/options accepted for compatibility but not implemented: named once at startup.

@@ -367,6 +367,9 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
                 ffi::AP_SERVER_PATCHLEVEL_NUMBER as u32,
             ),
             imports,
+            global_python_home: with_global(|g| g.python_home.clone()),
+            allow_stdin: !with_global(|g| g.restrict_stdin.unwrap_or(true)),
+            restrict_stdout: with_global(|g| g.restrict_stdout.unwrap_or(false)),
         }));
     }
     let n = groups.len();

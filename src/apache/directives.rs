@@ -190,6 +190,8 @@ pub unsafe extern "C" fn global_setting(cmd: *mut ffi::cmd_parms, _m: *mut c_voi
                     }
                     "WSGISocketPrefix" => g.socket_prefix = Some(one()?),
                     "WSGIRestrictEmbedded" => g.restrict_embedded = conf::parse_flag(name, &one()?)?,
+                    "WSGIRestrictStdin" => g.restrict_stdin = Some(conf::parse_flag(name, &one()?)?),
+                    "WSGIRestrictStdout" => g.restrict_stdout = Some(conf::parse_flag(name, &one()?)?),
                     _ => return Err(format!("{name}: not a global setting (internal error)")),
                 }
                 Ok(())

@@ -119,6 +119,8 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
             python_home: global.python_home.clone(),
             python_path: global.python_path.clone(),
             process: Some(info),
+            allow_stdin: !global.restrict_stdin.unwrap_or(true),
+            restrict_stdout: global.restrict_stdout.unwrap_or(false),
         };
         // SAFETY: registering a cleanup on the live child pool; it runs when the child exits.
         unsafe { ffi::apr_pool_cleanup_register(p, std::ptr::null(), Some(child_exit), Some(ffi::apr_pool_cleanup_null)) };

@@ -39,10 +39,9 @@ macro_rules! accepted {
     ($($name:literal),* $(,)?) => { [$(raw($name, d::accepted, ANYWHERE, c"accepted for compatibility (not implemented yet)")),*] };
 }
 
-const ACCEPTED: [command_rec; 34] = accepted![
+const ACCEPTED: [command_rec; 32] = accepted![
     c"WSGIPythonOptimize", c"WSGIDontWriteBytecode", c"WSGIPythonWarnings", c"WSGIPythonHashSeed",
-    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictStdin", c"WSGIRestrictStdout",
-    c"WSGIRestrictSignal", c"WSGIDispatchScript", c"WSGITrustedProxies",
+    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictSignal", c"WSGIDispatchScript", c"WSGITrustedProxies",
     c"WSGITrustedProxyHeaders", c"WSGIAccessScript", c"WSGIAuthUserScript", c"WSGIAuthGroupScript",
     c"WSGIHandlerScript", c"WSGISocketRotation", c"WSGIAcceptMutex", c"WSGIDestroyInterpreter",
     c"WSGIPerInterpreterGIL", c"WSGIFreeThreading", c"WSGICaseSensitivity", c"WSGIRestrictProcess",
@@ -51,7 +50,7 @@ const ACCEPTED: [command_rec; 34] = accepted![
     c"WSGITelemetryEndpoint", c"WSGIMaxRequestBodySize", c"WSGIStartupTimeout",
 ];
 
-const MAIN: [command_rec; 18] = [
+const MAIN: [command_rec; 20] = [
     raw(c"WSGIImportScript", d::import_script, SERVER, c"/path/to/script.wsgi process-group=NAME application-group=NAME"),
     raw(c"WSGIScriptAlias", d::script_alias, SERVER, c"URL-path /absolute/path/to/script.wsgi [options]"),
     raw(c"WSGIScriptAliasMatch", d::script_alias, SERVER, c"regex /absolute/path/to/script.wsgi [options]"),
@@ -69,6 +68,8 @@ const MAIN: [command_rec; 18] = [
     raw(c"WSGIPythonPath", d::global_setting, ffi::RSRC_CONF, c"directories to add to sys.path (':'-separated)"),
     raw(c"WSGISocketPrefix", d::global_setting, ffi::RSRC_CONF, c"path prefix for daemon sockets"),
     raw(c"WSGIRestrictEmbedded", d::global_setting, ffi::RSRC_CONF, c"On or Off"),
+    raw(c"WSGIRestrictStdin", d::global_setting, ffi::RSRC_CONF, c"On (default: sys.stdin raises) or Off"),
+    raw(c"WSGIRestrictStdout", d::global_setting, ffi::RSRC_CONF, c"On (sys.stdout raises) or Off (default)"),
     // Zeroed terminator is appended in COMMANDS below.
     command_rec {
         name: null(),

@@ -34,6 +34,11 @@ pub struct GroupRuntime {
     /// WSGIImportScript files for this group with their application group names, loaded when a
     /// worker starts.
     pub imports: Vec<(String, String)>,
+    /// The server-wide WSGIPythonHome, for groups without `python-home=`.
+    pub global_python_home: Option<String>,
+    /// WSGIRestrictStdin Off / WSGIRestrictStdout On (server-wide).
+    pub allow_stdin: bool,
+    pub restrict_stdout: bool,
 }
 
 impl GroupRuntime {

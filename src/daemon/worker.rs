@@ -375,7 +375,8 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
     let spec = &rt.spec;
     tracing::info!(target: "wsgi", "Starting process '{}' with pid={}, uid={}, gid={} and threads={}.", spec.name, std::process::id(), sys::process::uid(), sys::process::gid(), spec.threads);
     let opts = interp::InitOptions {
-        python_home: spec.python_home.clone(),
+        // A group without python-home= uses the server-wide WSGIPythonHome, as with mod_wsgi.
+        python_home: spec.python_home.clone().or_else(|| rt.global_python_home.clone()),
         python_path: spec.python_path.clone(),
         process: Some(ProcessInfo {
             multithread: spec.threads > 1,
@@ -385,6 +386,8 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
             maximum_processes: spec.processes.max(1),
             threads_per_process: spec.threads.max(1),
         }),
+        allow_stdin: rt.allow_stdin,
+        restrict_stdout: rt.restrict_stdout,
     };
     // lang= / locale=: the environment Python reads its encodings from at start-up (this
     // process is single-threaded until the request threads start below).

@@ -19,6 +19,10 @@ pub struct InitOptions {
     pub python_path: Vec<String>,
     /// Facts for the environ template.
     pub process: Option<ProcessInfo>,
+    /// `WSGIRestrictStdin Off`: leave `sys.stdin` usable (mod_wsgi restricts it by default).
+    pub allow_stdin: bool,
+    /// `WSGIRestrictStdout On`: `sys.stdout` raises instead of logging.
+    pub restrict_stdout: bool,
 }
 
 static STATE: OnceLock<Result<(), String>> = OnceLock::new();
@@ -131,8 +135,17 @@ pub fn setup_interpreter(py: Python<'_>, group: &str) -> PyResult<()> {
     let opts = OPTIONS.get().cloned().unwrap_or_default();
     py.import("threading")?;
     let sys = py.import("sys")?;
-    sys.setattr("stdout", Py::new(py, ProcessLog::new("stdout"))?)?;
-    sys.setattr("stderr", Py::new(py, ProcessLog::new("stderr"))?)?;
+    use crate::wsgi::errors::{Restricted, text_wrapper};
+    let stdout = if opts.restrict_stdout {
+        Py::new(py, Restricted::new("sys.stdout"))?.into_any().into_bound(py)
+    } else {
+        text_wrapper(py, Py::new(py, ProcessLog::new("stdout"))?.bind(py).as_any())?
+    };
+    sys.setattr("stdout", stdout)?;
+    sys.setattr("stderr", text_wrapper(py, Py::new(py, ProcessLog::new("stderr"))?.bind(py).as_any())?)?;
+    if !opts.allow_stdin {
+        sys.setattr("stdin", Py::new(py, Restricted::new("sys.stdin"))?)?;
+    }
     if !opts.python_path.is_empty() {
         let site = py.import("site")?;
         let path = sys.getattr("path")?;

@@ -1,5 +1,7 @@
 //! `wsgi.errors`, `sys.stdout` and `sys.stderr`: line-buffered streams into the error log.
 //!
+//! As in mod_wsgi, each is an `io.TextIOWrapper` (UTF-8, line buffered, write-through) over a
+//! binary stream defined here (`mod_wsgi.Log`), so `.buffer` takes bytes-like objects too.
 //! A request's `wsgi.errors` logs each complete line against the request (so Apache adds the
 //! client's address); the partial last line is flushed when the request ends. `sys.stdout` and
 //! `sys.stderr` forward to the `wsgi.errors` of the request running on the calling thread, or to
@@ -36,14 +38,35 @@ pub fn clear_current() -> Option<Py<Errors>> {
     CURRENT.with(|c| c.borrow_mut().take())
 }
 
-fn text_of(s: &Bound<'_, PyAny>) -> PyResult<String> {
-    match s.cast::<PyString>() {
-        Ok(s) => Ok(s.to_string_lossy().into_owned()),
+/// The text of a write: a str, or any bytes-like object (bytes, bytearray, memoryview, ...)
+/// decoded as UTF-8 (undecodable bytes replaced), with its length as `write()` reports it.
+fn text_of(s: &Bound<'_, PyAny>) -> PyResult<(String, usize)> {
+    if let Ok(s) = s.cast::<PyString>() {
+        let text = s.to_string_lossy().into_owned();
+        let n = text.chars().count();
+        return Ok((text, n));
+    }
+    match pyo3::buffer::PyBuffer::<u8>::get(s) {
+        Ok(buf) => {
+            let bytes = buf.to_vec(s.py())?;
+            Ok((String::from_utf8_lossy(&bytes).into_owned(), bytes.len()))
+        }
         Err(_) => Err(PyTypeError::new_err(format!(
-            "write() argument must be str, not {}",
+            "write() argument must be str or a bytes-like object, not {}",
             s.get_type().name()?
         ))),
     }
+}
+
+/// Wraps a log stream in `io.TextIOWrapper` as mod_wsgi does: UTF-8 (undecodable characters
+/// escaped), each write passed through at once, lines kept whole by the stream itself.
+pub fn text_wrapper<'py>(py: Python<'py>, raw: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("encoding", "utf-8")?;
+    kwargs.set_item("errors", "backslashreplace")?;
+    kwargs.set_item("line_buffering", true)?;
+    kwargs.set_item("write_through", true)?;
+    py.import("io")?.getattr("TextIOWrapper")?.call((raw,), Some(&kwargs))
 }
 
 /// Splits complete lines off `pending`, handing each to `emit`.
@@ -82,12 +105,43 @@ impl Errors {
     }
 }
 
-#[pymethods]
-impl Errors {
-    fn write(&self, s: &Bound<'_, PyAny>) -> PyResult<()> {
-        let text = text_of(s)?;
+/// One `#[pymethods]` block for a log stream: `$extra` plus the methods `io.TextIOWrapper`
+/// needs from the binary stream under it.
+macro_rules! log_stream_methods {
+    ($t:ty { $($extra:tt)* }) => {
+        #[pymethods]
+        impl $t {
+            $($extra)*
+            fn writable(&self) -> bool {
+                true
+            }
+            fn readable(&self) -> bool {
+                false
+            }
+            fn seekable(&self) -> bool {
+                false
+            }
+            #[getter]
+            fn closed(&self) -> bool {
+                false
+            }
+            /// The error log cannot be closed; the wrapper's close() at exit is a no-op here.
+            fn close(&self) {}
+            fn isatty(&self) -> bool {
+                false
+            }
+            fn fileno(&self) -> PyResult<i32> {
+                Err(pyo3::exceptions::PyOSError::new_err("the error log has no file descriptor"))
+            }
+        }
+    };
+}
+
+log_stream_methods! { Errors {
+    fn write(&self, s: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let (text, n) = text_of(s)?;
         self.push(&text);
-        Ok(())
+        Ok(n)
     }
 
     fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -100,16 +154,7 @@ impl Errors {
     fn flush(&self) {
         self.flush_pending();
     }
-
-    #[getter]
-    fn closed(&self) -> bool {
-        false
-    }
-
-    fn isatty(&self) -> bool {
-        false
-    }
-}
+}}
 
 /// The object installed as `sys.stdout` and `sys.stderr` in each process.
 #[pyclass(module = "mod_wsgi", name = "ProcessLog", frozen)]
@@ -124,11 +169,9 @@ impl ProcessLog {
     }
 }
 
-#[pymethods]
-impl ProcessLog {
+log_stream_methods! { ProcessLog {
     fn write(&self, py: Python<'_>, s: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let text = text_of(s)?;
-        let n = text.chars().count();
+        let (text, n) = text_of(s)?;
         let routed = CURRENT.with(|c| match c.borrow().as_ref() {
             Some(e) => {
                 e.bind(py).get().push(&text);
@@ -164,22 +207,25 @@ impl ProcessLog {
         }
     }
 
-    #[getter]
-    fn closed(&self) -> bool {
-        false
-    }
+}}
 
-    #[getter]
-    fn encoding(&self) -> &'static str {
-        "utf-8"
-    }
+/// What `sys.stdin` (WSGIRestrictStdin, on by default) and `sys.stdout` (WSGIRestrictStdout)
+/// are replaced with: any use raises OSError naming the stream, as mod_wsgi does.
+#[pyclass(module = "mod_wsgi", name = "Restricted", frozen)]
+pub struct Restricted {
+    name: &'static str,
+}
 
-    fn isatty(&self) -> bool {
-        false
+impl Restricted {
+    pub fn new(name: &'static str) -> Self {
+        Restricted { name }
     }
+}
 
-    fn fileno(&self) -> PyResult<i32> {
-        Err(pyo3::exceptions::PyOSError::new_err("the error log has no file descriptor"))
+#[pymethods]
+impl Restricted {
+    fn __getattr__(&self, _attr: &str) -> PyResult<()> {
+        Err(pyo3::exceptions::PyOSError::new_err(format!("{} access restricted by mod_wsgi", self.name)))
     }
 }
 

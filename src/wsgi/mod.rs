@@ -27,6 +27,7 @@ pub fn init_types(py: Python<'_>) -> PyResult<()> {
     py.get_type::<start_response::StartResponse>();
     py.get_type::<start_response::Write>();
     py.get_type::<file_wrapper::FileWrapper>();
+    py.get_type::<errors::Restricted>();
     Ok(())
 }
 
@@ -62,12 +63,18 @@ pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dy
         }
     };
     let outcome = match environ::build(py, call.cgi, &call.info, &core, errors.bind(py)) {
-        Ok(environ) => {
+        Ok(environ) => match errors::text_wrapper(py, errors.bind(py).as_any()).and_then(|w| environ.set_item(pyo3::intern!(py, "wsgi.errors"), w)) {
+            Err(e) => {
+                response::log_exception(py, &core, crate::codes::APP_EXCEPTION, "cannot create wsgi.errors", &e);
+                Outcome::Failed
+            }
+            Ok(()) => {
             errors::set_current(errors.clone_ref(py));
             let o = response::run(py, app, &environ, &core, call.script);
             errors::clear_current();
             o
-        }
+            }
+        },
         Err(e) => {
             response::log_exception(py, &core, crate::codes::APP_EXCEPTION, "cannot build the WSGI environ", &e);
             Outcome::Failed

@@ -304,6 +304,7 @@ pub const INPUT_OPS: &[(&str, &str)] = &[
 // ---------------------------------------------------------------------------------------------
 
 pub const ERRORS_APP: &str = r#"
+VALIDATED = globals().get('VALIDATED', False)
 import sys
 
 def application(environ, start_response):
@@ -317,7 +318,26 @@ def application(environ, start_response):
         err.write('multi-a-%s\nmulti-b-%s\n' % (tag, tag))
         err.write('split-')
         err.write('%s\n' % tag)
-    elif mode == 'perr':
+    if mode == 'lines' and not VALIDATED:
+        # The text streams are io.TextIOWrapper: their .buffer takes bytes-like objects
+        # (wsgiref.validate's wrapper of wsgi.errors has no .buffer).
+        err.buffer.write(b'buf-bytes-%s\n' % tag.encode())
+        err.buffer.write(bytearray(b'buf-bytearray-%s\n' % tag.encode()))
+        err.buffer.write(memoryview(b'buf-memoryview-%s\n' % tag.encode()))
+        err.buffer.writelines([b'bufline-one-%s\n' % tag.encode(), bytearray(b'bufline-two-%s\n' % tag.encode())])
+        sys.stderr.buffer.write(b'stderr-buf-%s\n' % tag.encode())
+        err.write('utf8-caf\xe9-%s\n' % tag)
+    if mode == 'types':
+        name = lambda o: type(o).__module__ + '.' + type(o).__name__
+        try:
+            sys.stdin.read
+            stdin = 'usable'
+        except OSError as e:
+            stdin = 'OSError: %s' % e
+        body = '\n'.join([name(err), name(err.buffer), name(sys.stdout), name(sys.stderr), name(sys.stdin), stdin]).encode()
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [body]
+    if mode == 'perr':
         err.write('partial-errors-%s' % tag)
     elif mode == 'pout':
         sys.stdout.write('partial-stdout-%s' % tag)
