@@ -1,0 +1,238 @@
+//! The few operating-system calls the command needs beyond std: users and groups, permission
+//! checks on behalf of another user, signals, and the processes of a session.
+
+use std::ffi::{CStr, CString};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// A user account from the password database.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Looks `name` up in the password database (files, NSS).
+pub fn user_by_name(name: &str) -> Option<User> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: getpwnam_r fills `pwd` with pointers into `buf`, which outlives their use here.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+        if rc != 0 || out.is_null() {
+            return None;
+        }
+        Some(User { name: CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned(), uid: pwd.pw_uid, gid: pwd.pw_gid })
+    }
+}
+
+/// The name of user `uid`, or the number as text.
+pub fn user_name(uid: u32) -> String {
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: as in `user_by_name`.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+        if rc != 0 || out.is_null() {
+            return uid.to_string();
+        }
+        CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned()
+    }
+}
+
+/// The id of group `name`.
+pub fn group_by_name(name: &str) -> Option<u32> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    // SAFETY: getgrnam_r fills `grp` with pointers into `buf`; only the id is read.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut out: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrnam_r(cname.as_ptr(), &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+        if rc != 0 || out.is_null() {
+            return None;
+        }
+        Some(grp.gr_gid)
+    }
+}
+
+/// The name of group `gid`, or the number as text.
+pub fn group_name(gid: u32) -> String {
+    let mut buf = vec![0u8; 64 * 1024];
+    // SAFETY: as in `group_by_name`.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut out: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+        if rc != 0 || out.is_null() {
+            return gid.to_string();
+        }
+        CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned()
+    }
+}
+
+/// Every group `user` is in (its primary group `gid` included).
+pub fn groups_of(user: &str, gid: u32) -> Vec<u32> {
+    let Ok(cname) = CString::new(user) else { return vec![gid] };
+    let mut n: libc::c_int = 64;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let before = n;
+        // SAFETY: `groups` has room for `n` entries; getgrouplist updates `n`.
+        let rc = unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if rc >= 0 {
+            groups.truncate(n as usize);
+            return groups;
+        }
+        if n <= before {
+            n = before * 2;
+        }
+        if n > 65536 {
+            return vec![gid];
+        }
+    }
+}
+
+/// Why `who` cannot use `path`: the first path component it cannot search, or the target
+/// itself when it lacks read (and, for a directory, search) permission. Mode bits only
+/// (ACLs are not consulted); `None` when it can.
+pub fn inaccessible_to(path: &Path, uid: u32, gids: &[u32]) -> Option<PathBuf> {
+    if uid == 0 {
+        return None;
+    }
+    let allowed = |md: &fs::Metadata, bits: u32| -> bool {
+        let mode = md.mode();
+        let granted = if md.uid() == uid {
+            (mode >> 6) & 7
+        } else if gids.contains(&md.gid()) {
+            (mode >> 3) & 7
+        } else {
+            mode & 7
+        };
+        granted & bits == bits
+    };
+    let full = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut cur = PathBuf::from("/");
+    let parts: Vec<_> = full.components().skip(1).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let Ok(md) = fs::metadata(&cur) else { return Some(cur) };
+        if !allowed(&md, 1) {
+            return Some(cur);
+        }
+        cur.push(part);
+        if i + 1 == parts.len() {
+            let Ok(md) = fs::metadata(&cur) else { return Some(cur) };
+            let need = if md.is_dir() { 5 } else { 4 };
+            if !allowed(&md, need) {
+                return Some(cur);
+            }
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals
+// ---------------------------------------------------------------------------------------------
+
+/// Signals received and not yet handled, one bit per signal number.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if (0..32).contains(&sig) {
+        PENDING.fetch_or(1 << sig, Ordering::SeqCst);
+    }
+}
+
+/// Records SIGINT, SIGTERM, SIGHUP and SIGUSR1 for [`take_signals`] instead of dying.
+pub fn catch_signals() {
+    // SAFETY: the handler only does an atomic or (async-signal-safe); the struct is zeroed and
+    // then filled as sigaction expects.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The signals received since the last call.
+pub fn take_signals() -> Vec<i32> {
+    let bits = PENDING.swap(0, Ordering::SeqCst);
+    (0..32).filter(|s| bits & (1 << s) != 0).collect()
+}
+
+pub fn kill(pid: i32, sig: i32) -> bool {
+    // SAFETY: plain syscall.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// Makes this process the reaper of orphaned descendants, so nothing the server started
+/// escapes to init while we still run.
+pub fn become_subreaper() {
+    // SAFETY: prctl with an integer argument only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+/// Reaps one exited child without blocking: its pid and wait status.
+pub fn reap_any() -> Option<(i32, i32)> {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status into our integer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    (pid > 0).then_some((pid, status))
+}
+
+/// Exit code of a process from its wait status (128 + signal when killed).
+pub fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+/// A process seen in /proc.
+#[derive(Clone, Debug)]
+pub struct Proc {
+    pub pid: i32,
+    pub state: char,
+    pub comm: String,
+}
+
+/// Live (non-zombie) processes whose session id is `sid`.
+pub fn session_processes(sid: i32) -> Vec<Proc> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else { return out };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if rest.len() < 4 || rest[3].parse::<i32>().ok() != Some(sid) {
+            continue;
+        }
+        let state = rest[0].chars().next().unwrap_or('?');
+        if state == 'Z' || state == 'X' {
+            continue;
+        }
+        out.push(Proc { pid, state, comm: stat[open + 1..close].to_string() });
+    }
+    out
+}
