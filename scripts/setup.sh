@@ -24,7 +24,8 @@ fi
 
 cargo build --release --quiet
 MOD_WSGI_SO="$PWD/target/release/libmod_wsgi.so"
-cp -f "$MOD_WSGI_SO" "$PWD/target/release/mod_wsgi.so"
+# A new file (not rewritten in place): an Apache that has the old one loaded keeps working.
+cp --remove-destination "$MOD_WSGI_SO" "$PWD/target/release/mod_wsgi.so"
 MOD_WSGI_SO="$PWD/target/release/mod_wsgi.so"
 
 # Apache drops to www-data: it must be able to reach the module and the work tree.

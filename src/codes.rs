@@ -51,3 +51,5 @@ pub const INTERPRETER_FAILED: &str = "WR0123";
 pub const SUBINTERPRETER_UNSUPPORTED: &str = "WR0124";
 /// A daemon process's GIL could not be taken for deadlock-timeout; the process restarts.
 pub const DEADLOCK_TIMEOUT: &str = "WR0125";
+/// Every thread of a daemon process group stayed busy until queue-timeout (504).
+pub const QUEUE_TIMEOUT: &str = "WR0126";

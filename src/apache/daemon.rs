@@ -352,7 +352,15 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
                 .map(|i| (i.script.clone(), crate::config::fixed_group_name(&i.application_group)))
                 .collect()
         });
+        let board = match crate::daemon::board::shared(spec.processes) {
+            Ok(b) => b,
+            Err(e) => {
+                log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}' cannot be set up: shared memory for its capacity board: {e}", codes::DAEMON_UNAVAILABLE, spec.name));
+                continue;
+            }
+        };
         groups.push(Arc::new(GroupRuntime {
+            board,
             spec,
             listener: Mutex::new(Some(listener)),
             socket_path: path,

@@ -1,5 +1,12 @@
 //! Daemon mode in an Apache child: hands a request to a daemon process group and relays the
-//! response. Connections to each group are kept and reused across requests.
+//! response.
+//!
+//! Connections to each group are kept and reused, but a pooled connection is tied to one daemon
+//! process: it is reused only after one of that process's free threads was reserved on the
+//! group's capacity board (`crate::daemon::board`). Otherwise the request goes on a new
+//! connection, which the first free thread of any process of the group accepts. So a request
+//! never waits behind a busy process while another has a free thread; when every thread is busy
+//! it waits in the group's listening socket, up to `queue-timeout`.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
@@ -9,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::codes;
 use crate::daemon::GroupRuntime;
+use crate::daemon::board::Reservation;
 use crate::protocol::{self, EndKind, Frame};
 use crate::protocol::fdpass::FrameReader;
 use crate::sys;
@@ -19,6 +27,8 @@ struct Conn {
     s: UnixStream,
     r: FrameReader,
     idle_since: Instant,
+    /// The daemon process at the other end.
+    pid: i32,
 }
 
 /// Pooled connections idle longer than this are closed rather than reused.
@@ -27,15 +37,29 @@ const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// Idle connections per group socket path.
 static IDLE: Mutex<Option<HashMap<String, Vec<Conn>>>> = Mutex::new(None);
 
-fn take_idle(path: &str) -> Option<Conn> {
+/// A pooled connection to a process of the group with a thread reserved for this request.
+fn take_idle(rt: &GroupRuntime) -> Option<Conn> {
     let mut g = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-    let v = g.as_mut()?.get_mut(path)?;
-    // The most recently used connection is at the end; old ones are dropped (closed).
+    let v = g.as_mut()?.get_mut(&rt.socket_path)?;
+    // Old ones are dropped (closed), and those to processes that are gone.
     v.retain(|c| c.idle_since.elapsed() < IDLE_LIMIT);
-    v.pop()
+    // The most recently used connection is at the end.
+    for i in (0..v.len()).rev() {
+        match rt.board.reserve(v[i].pid) {
+            Reservation::Reserved => return Some(v.remove(i)),
+            Reservation::Busy => {}
+            Reservation::Unknown => {
+                v.remove(i);
+            }
+        }
+    }
+    None
 }
 
 fn put_idle(path: &str, mut s: Conn) {
+    if s.pid <= 0 {
+        return;
+    }
     if s.r.has_stray_fds() {
         return;
     }
@@ -47,17 +71,29 @@ fn put_idle(path: &str, mut s: Conn) {
     }
 }
 
+/// Why no connection to the group could be had.
+enum ConnectError {
+    Failed(String),
+    /// Connected, but no thread of the group greeted it before queue-timeout.
+    Queue,
+}
+
 /// Connects and greets; retries while the group is starting or its backlog is full.
-fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
+///
+/// A daemon thread greets a new connection only when it is free, so once connected the wait for
+/// the greeting is queueing: it ends at `queue_deadline` when queue-timeout is set.
+fn connect(rt: &GroupRuntime, deadline: Instant, queue_deadline: Option<Instant>) -> Result<UnixStream, ConnectError> {
     let mut last;
     loop {
         match sys::socket::connect_unix_timeout(&rt.socket_path, deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) {
             Ok(mut s) => {
                 // The greeting must come within what is left of connect-timeout (a group whose
-                // processes cannot start leaves connections unanswered in its backlog).
-                let _ = s.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))));
+                // processes cannot start leaves connections unanswered in its backlog), or of
+                // queue-timeout.
+                let greet_by = queue_deadline.map_or(deadline, |q| q.min(deadline));
+                let _ = s.set_read_timeout(Some(greet_by.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))));
                 let hello = Frame::Hello { version: protocol::VERSION, secret: rt.secret.to_vec() };
-                protocol::write_frame(&mut s, &hello).map_err(|e| e.to_string())?;
+                protocol::write_frame(&mut s, &hello).map_err(|e| ConnectError::Failed(e.to_string()))?;
                 match protocol::read_frame(&mut s) {
                     Ok(Some(Frame::HelloOk)) => {
                         let _ = s.set_read_timeout(None);
@@ -66,15 +102,18 @@ fn connect(rt: &GroupRuntime, deadline: Instant) -> Result<UnixStream, String> {
                         let _ = sys::socket::set_recv_lowat(s.as_fd(), 6);
                         return Ok(s);
                     }
-                    Ok(Some(Frame::Refused(m))) => return Err(format!("the daemon refused the connection: {m}")),
+                    Ok(Some(Frame::Refused(m))) => return Err(ConnectError::Failed(format!("the daemon refused the connection: {m}"))),
                     Ok(other) => last = format!("unexpected handshake reply {other:?}"),
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) && queue_deadline.is_some_and(|q| Instant::now() >= q) => {
+                        return Err(ConnectError::Queue);
+                    }
                     Err(e) => last = e.to_string(),
                 }
             }
             Err(e) => last = e.to_string(),
         }
         if Instant::now() >= deadline {
-            return Err(last);
+            return Err(ConnectError::Failed(last));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -95,12 +134,19 @@ enum Relay {
     ClientGone,
     /// The application failed mid-response; the daemon said so and the response was cut.
     Aborted,
-    /// No answer within socket-timeout; whether the head was relayed.
-    Timeout(bool),
+    /// No answer within socket-timeout; whether the head was relayed, and the process.
+    Timeout(bool, i32),
+    /// Every thread of the group stayed busy until queue-timeout; the request never started.
+    QueueTimeout,
 }
 
-fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay {
-    let _ = c.s.set_read_timeout(Some(socket_timeout));
+fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration, queue_deadline: Option<Instant>) -> Relay {
+    // Until the request starts, wait no longer than queue-timeout allows.
+    let first_wait = match queue_deadline {
+        Some(d) => d.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), socket_timeout.max(Duration::from_millis(1))),
+        None => socket_timeout,
+    };
+    let _ = c.s.set_read_timeout(Some(first_wait));
     // Until the daemon says it started the request, a failure means it never ran: send again.
     let mut any = false;
     let mut head_sent = false;
@@ -109,13 +155,21 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
             Ok(Some(x)) => x,
             Ok(None) if !any => return Relay::Stale,
             Ok(None) => return if head_sent { io.abort(); Relay::Cut } else { Relay::Lost("the daemon process closed the connection before answering".into()) },
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Relay::Timeout(head_sent),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if !any && queue_deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Relay::QueueTimeout;
+                }
+                return Relay::Timeout(head_sent, c.pid);
+            }
             Err(e) if !any && matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => return Relay::Stale,
             Err(e) => return if head_sent { io.abort(); Relay::Cut } else { Relay::Lost(format!("connection to the daemon process failed: {e}")) },
         };
         match frame {
             Frame::Started => {
                 any = true;
+                if queue_deadline.is_some() {
+                    let _ = c.s.set_read_timeout(Some(socket_timeout));
+                }
                 continue;
             }
             Frame::Retry(_) if !any => return Relay::Retry,
@@ -188,6 +242,15 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
     }
 }
 
+fn queue_timeout_message(rt: &GroupRuntime, script: &str) -> String {
+    let q = rt.spec.queue_timeout.unwrap_or_default().as_secs();
+    format!(
+        "{}: the request for '{script}' waited {q}s for a free thread of daemon process group '{}' (queue-timeout) while every thread was busy; returning 504",
+        codes::QUEUE_TIMEOUT,
+        rt.spec.name
+    )
+}
+
 /// Hands the request to the group. Returns the HTTP status for the handler (OK = 0).
 pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn RequestIo, apache_timeout: Duration) -> i32 {
     let name = &rt.spec.name;
@@ -195,12 +258,20 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
     let wait = rt.spec.queue_timeout.unwrap_or(rt.spec.connect_timeout).max(rt.spec.connect_timeout);
     let deadline = Instant::now() + wait.max(rt.spec.graceful_timeout + Duration::from_secs(5));
     let socket_timeout = rt.spec.socket_timeout.unwrap_or(apache_timeout);
+    let queue_deadline = rt.spec.queue_timeout.map(|q| Instant::now() + q);
     loop {
-        let (mut s, pooled) = match take_idle(&rt.socket_path) {
+        let (mut s, pooled) = match take_idle(rt) {
             Some(s) => (s, true),
-            None => match connect(rt, Instant::now() + rt.spec.connect_timeout) {
-                Ok(s) => (Conn { s, r: FrameReader::default(), idle_since: Instant::now() }, false),
-                Err(e) => {
+            None => match connect(rt, Instant::now() + rt.spec.connect_timeout, queue_deadline) {
+                Ok(s) => {
+                    let pid = sys::socket::peer_cred(s.as_fd()).map(|c| c.pid).unwrap_or(0);
+                    (Conn { s, r: FrameReader::default(), idle_since: Instant::now(), pid }, false)
+                }
+                Err(ConnectError::Queue) => {
+                    io.log(Severity::Error, &queue_timeout_message(rt, req.script));
+                    return super::ffi::HTTP_GATEWAY_TIME_OUT;
+                }
+                Err(ConnectError::Failed(e)) => {
                     io.log(Severity::Error, &format!("{}: cannot connect to daemon process group '{name}' at '{}': {e}; returning 503", codes::DAEMON_UNAVAILABLE, rt.socket_path));
                     return super::ffi::HTTP_SERVICE_UNAVAILABLE;
                 }
@@ -209,7 +280,7 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
         // A daemon that has not received the whole request cannot have started it: a failed
         // write (a pooled connection gone stale, or a process that greeted us and then began to
         // drain) is always safe to send again.
-        let outcome = if std::io::Write::write_all(&mut s.s, &encoded).is_err() { Relay::Stale } else { relay(s, io, socket_timeout) };
+        let outcome = if std::io::Write::write_all(&mut s.s, &encoded).is_err() { Relay::Stale } else { relay(s, io, socket_timeout, queue_deadline) };
         match outcome {
             Relay::Done(kind, s) => {
                 if kind != EndKind::ClientGone {
@@ -234,8 +305,12 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
                 return super::ffi::OK;
             }
             Relay::ClientGone | Relay::Aborted => return super::ffi::OK,
-            Relay::Timeout(head_sent) => {
-                io.log(Severity::Error, &format!("{}: timeout after {}s waiting for daemon process group '{name}' (socket-timeout) for '{}'", codes::DAEMON_DIED, socket_timeout.as_secs(), req.script));
+            Relay::QueueTimeout => {
+                io.log(Severity::Error, &queue_timeout_message(rt, req.script));
+                return super::ffi::HTTP_GATEWAY_TIME_OUT;
+            }
+            Relay::Timeout(head_sent, pid) => {
+                io.log(Severity::Error, &format!("{}: no answer for {}s from daemon process {pid} of group '{name}' (socket-timeout) for '{}'", codes::DAEMON_DIED, socket_timeout.as_secs(), req.script));
                 if head_sent {
                     io.abort();
                     return super::ffi::OK;

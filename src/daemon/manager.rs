@@ -147,6 +147,8 @@ pub fn manager_main(rt: Arc<GroupRuntime>) -> ! {
         }
         // Reap.
         while let Ok(Some((pid, status))) = sys::process::waitpid(-1, libc::WNOHANG) {
+            // Its threads are gone: nothing may be reserved on it any more.
+            rt.board.release(pid);
             if retiring.remove(&pid).is_some() {
                 continue;
             }

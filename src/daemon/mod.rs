@@ -5,6 +5,7 @@
 //! children) lives in `crate::apache::daemon` and `crate::apache::proxy`. System calls go
 //! through `crate::sys`.
 
+pub mod board;
 pub mod control;
 pub mod io;
 pub mod manager;
@@ -34,6 +35,9 @@ pub struct GroupRuntime {
     /// WSGIImportScript files for this group with their application group names, loaded when a
     /// worker starts.
     pub imports: Vec<(String, String)>,
+    /// Free request threads per process, shared by the Apache children and the daemon
+    /// processes (see [`board`]).
+    pub board: board::Board<crate::sys::shm::SharedI32s>,
     /// The server-wide WSGIPythonHome, for groups without `python-home=`.
     pub global_python_home: Option<String>,
     /// WSGIRestrictStdin Off / WSGIRestrictStdout On (server-wide).

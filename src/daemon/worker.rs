@@ -50,6 +50,34 @@ struct State {
     seq: AtomicU64,
     /// Write end of the pipe to the manager ("start my replacement now").
     notify: OwnedFd,
+    /// This process's slot on the group's capacity board (`None`: the board was full).
+    slot: Option<usize>,
+    rt: Arc<GroupRuntime>,
+}
+
+/// One request thread busy on the capacity board for as long as it lives: the first request of
+/// a new connection takes a free thread itself; a later one was reserved by the Apache child
+/// before it sent the request. Either way the thread is given back at the end.
+struct ThreadInUse<'a> {
+    rt: &'a GroupRuntime,
+    slot: Option<usize>,
+}
+
+impl<'a> ThreadInUse<'a> {
+    fn new(rt: &'a GroupRuntime, slot: Option<usize>, first_on_connection: bool) -> Self {
+        if let (Some(s), true) = (slot, first_on_connection) {
+            rt.board.take(s);
+        }
+        ThreadInUse { rt, slot }
+    }
+}
+
+impl Drop for ThreadInUse<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.slot {
+            self.rt.board.give(s);
+        }
+    }
 }
 
 impl State {
@@ -64,6 +92,10 @@ impl State {
             let _ = sys::fd::write(self.notify.as_fd(), &pid);
         }
         self.draining.store(true, Ordering::SeqCst);
+        // Nothing may be reserved on a process that stops taking requests.
+        if let Some(s) = self.slot {
+            self.rt.board.close(s);
+        }
     }
 
     fn activity(&self) -> Activity {
@@ -98,6 +130,8 @@ struct Conn {
     greeted: bool,
     /// Whether the descriptor is in the epoll set (armed or disarmed).
     registered: bool,
+    /// Requests read from this connection so far.
+    requests: u64,
 }
 
 /// Marks the listening socket in epoll events.
@@ -142,7 +176,7 @@ impl Dispatcher {
                 let _ = self.epoll.modify(self.listener.as_fd(), epoll::READABLE_ONESHOT, LISTEN);
                 if let Ok(fd) = accepted {
                     let stream = UnixStream::from(fd);
-                    return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false });
+                    return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false, requests: 0 });
                 }
             } else if let Some(c) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&(token as RawFd)) {
                 return Some(c);
@@ -216,6 +250,8 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
         }
         Err(_) => return false,
     };
+    let _thread = ThreadInUse::new(rt, st.slot, c.requests == 0);
+    c.requests += 1;
     if st.draining.load(Ordering::SeqCst) {
         let _ = protocol::write_frame(&mut c.stream, &Frame::Retry("daemon process is restarting".into()));
         return false;
@@ -421,6 +457,14 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         running: Mutex::new(HashMap::new()),
         seq: AtomicU64::new(0),
         notify,
+        slot: {
+            let slot = rt.board.claim(std::process::id() as i32, spec.threads.max(1) as i32);
+            if slot.is_none() {
+                tracing::warn!(target: "wsgi", "daemon process '{}' (pid {}) found no free slot on the group's capacity board; Apache children will not reuse connections to it", spec.name, std::process::id());
+            }
+            slot
+        },
+        rt: rt.clone(),
     });
     let listener = rt.take_listener().ok_or_else(|| std::io::Error::other("the group's listening socket is already closed in this process"));
     let d = match listener.and_then(Dispatcher::new) {

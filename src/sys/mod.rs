@@ -44,5 +44,6 @@ macro_rules! syscall {
 pub mod epoll;
 pub mod fd;
 pub mod process;
+pub mod shm;
 pub mod signal;
 pub mod socket;
