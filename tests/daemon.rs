@@ -201,6 +201,9 @@ fn kill_9_fails_at_most_running_requests_and_the_group_recovers() {
     assert!(t.elapsed() < Duration::from_secs(1));
     let log = a.error_log();
     assert!(log.contains("WR0122") && log.contains("killed by signal 9"), "{log}");
+    // It had been serving, so this is no failed start: replaced at once, without a back-off.
+    let line = log.lines().find(|l| l.contains("WR0122")).unwrap_or_default();
+    assert!(line.contains("starting a new one.") && !line.contains(" in 1s"), "{line}");
 }
 
 #[test]

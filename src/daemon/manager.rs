@@ -147,6 +147,9 @@ pub fn manager_main(rt: Arc<GroupRuntime>) -> ! {
         }
         // Reap.
         while let Ok(Some((pid, status))) = sys::process::waitpid(-1, libc::WNOHANG) {
+            // A process that got as far as serving (it took a slot on the capacity board) did
+            // not fail to start, however soon it died: it is replaced at once.
+            let was_serving = rt.board.snapshot().iter().any(|(p, _)| *p == pid);
             // Its threads are gone: nothing may be reserved on it any more.
             rt.board.release(pid);
             if retiring.remove(&pid).is_some() {
@@ -154,7 +157,7 @@ pub fn manager_main(rt: Arc<GroupRuntime>) -> ! {
             }
             if let Some(s) = slots.iter_mut().find(|s| s.pid == Some(pid)) {
                 s.pid = None;
-                let quick = s.started.elapsed() < FAILED_START;
+                let quick = !was_serving && s.started.elapsed() < FAILED_START;
                 s.failures = if quick { s.failures + 1 } else { 0 };
                 let delay = backoff(s.failures);
                 tracing::warn!(target: "wsgi", "{}: daemon process '{}' (pid {pid}) died ({}); starting a new one{}.", crate::codes::DAEMON_EXITED, spec.name, describe(status), if delay.is_zero() { String::new() } else { format!(" in {}s (it failed {} time(s) in a row)", delay.as_secs(), s.failures) });
