@@ -82,7 +82,8 @@ enum ConnectError {
 ///
 /// A daemon thread greets a new connection only when it is free, so once connected the wait for
 /// the greeting is queueing: it ends at `queue_deadline` when queue-timeout is set.
-fn connect(rt: &GroupRuntime, deadline: Instant, queue_deadline: Option<Instant>) -> Result<UnixStream, ConnectError> {
+/// Returns the connection and the pid of the daemon process that took it.
+fn connect(rt: &GroupRuntime, deadline: Instant, queue_deadline: Option<Instant>) -> Result<(UnixStream, i32), ConnectError> {
     let mut last;
     loop {
         match sys::socket::connect_unix_timeout(&rt.socket_path, deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) {
@@ -95,12 +96,12 @@ fn connect(rt: &GroupRuntime, deadline: Instant, queue_deadline: Option<Instant>
                 let hello = Frame::Hello { version: protocol::VERSION, secret: rt.secret.to_vec() };
                 protocol::write_frame(&mut s, &hello).map_err(|e| ConnectError::Failed(e.to_string()))?;
                 match protocol::read_frame(&mut s) {
-                    Ok(Some(Frame::HelloOk)) => {
+                    Ok(Some(Frame::HelloOk { pid })) => {
                         let _ = s.set_read_timeout(None);
                         // Wake the reader only once more than the 5-byte Started record is there
                         // (the end of stream and timeouts still wake it): one wake-up per request.
                         let _ = sys::socket::set_recv_lowat(s.as_fd(), 6);
-                        return Ok(s);
+                        return Ok((s, i32::try_from(pid).unwrap_or(0)));
                     }
                     Ok(Some(Frame::Refused(m))) => return Err(ConnectError::Failed(format!("the daemon refused the connection: {m}"))),
                     Ok(other) => last = format!("unexpected handshake reply {other:?}"),
@@ -263,10 +264,7 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
         let (mut s, pooled) = match take_idle(rt) {
             Some(s) => (s, true),
             None => match connect(rt, Instant::now() + rt.spec.connect_timeout, queue_deadline) {
-                Ok(s) => {
-                    let pid = sys::socket::peer_cred(s.as_fd()).map(|c| c.pid).unwrap_or(0);
-                    (Conn { s, r: FrameReader::default(), idle_since: Instant::now(), pid }, false)
-                }
+                Ok((s, pid)) => (Conn { s, r: FrameReader::default(), idle_since: Instant::now(), pid }, false),
                 Err(ConnectError::Queue) => {
                     io.log(Severity::Error, &queue_timeout_message(rt, req.script));
                     return super::ffi::HTTP_GATEWAY_TIME_OUT;

@@ -10,8 +10,9 @@
 //! and the daemon processes (made in the parent before it forks them). Per slot: the pid of the
 //! process that holds it (0: free) and its free thread count. Accounting:
 //! - a process claims a slot when it is ready, with `threads` free;
-//! - its thread takes one (`take`) for the first request of a new connection, and gives one back
-//!   (`give`) after every request;
+//! - a polling thread takes one (`try_take`) before it accepts a new connection, and leaves the
+//!   listening socket alone while none is free; every thread gives one back (`give`) after
+//!   each request;
 //! - an Apache child reserves one (`reserve`) before each request on a pooled connection, so
 //!   the thread that serves it takes none;
 //! - a draining process sets its count far below zero so nothing reserves it any more; the
@@ -99,11 +100,15 @@ impl<C: AsRef<[AtomicI32]>> Board<C> {
         }
     }
 
-    /// A thread starts the first request of a new connection (nobody reserved it).
-    pub fn take(&self, slot: usize) {
-        if let Some(f) = self.free_of(slot) {
-            f.fetch_sub(1, Ordering::AcqRel);
-        }
+    /// A thread of the process takes one of its free threads for a new connection, if one is
+    /// free (none may be: Apache children reserved them for requests already on their way).
+    pub fn try_take(&self, slot: usize) -> bool {
+        self.free_of(slot).is_some_and(take_one)
+    }
+
+    /// How many threads of the slot are free (not serving, not reserved).
+    pub fn free(&self, slot: usize) -> i32 {
+        self.free_of(slot).map_or(0, |f| f.load(Ordering::Acquire))
     }
 
     /// A thread finished a request.
@@ -115,24 +120,30 @@ impl<C: AsRef<[AtomicI32]>> Board<C> {
 
     /// Reserves one free thread of process `pid` for a request on a pooled connection.
     pub fn reserve(&self, pid: i32) -> Reservation {
-        let Some((_, _, free)) = self.slots().find(|(_, p, _)| p.load(Ordering::Acquire) == pid) else {
-            return Reservation::Unknown;
-        };
-        let mut f = free.load(Ordering::Acquire);
-        loop {
-            if f <= 0 {
-                return Reservation::Busy;
-            }
-            match free.compare_exchange_weak(f, f - 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Reservation::Reserved,
-                Err(now) => f = now,
-            }
+        match self.slots().find(|(_, p, _)| p.load(Ordering::Acquire) == pid) {
+            None => Reservation::Unknown,
+            Some((_, _, free)) if take_one(free) => Reservation::Reserved,
+            Some(_) => Reservation::Busy,
         }
     }
 
     /// Free threads per claimed slot, as (pid, free): for logs and tests.
     pub fn snapshot(&self) -> Vec<(i32, i32)> {
         self.slots().map(|(_, p, f)| (p.load(Ordering::Acquire), f.load(Ordering::Acquire))).filter(|(p, _)| *p != 0).collect()
+    }
+}
+
+/// Decrements a free count that is above zero; false if it is not.
+fn take_one(free: &AtomicI32) -> bool {
+    let mut f = free.load(Ordering::Acquire);
+    loop {
+        if f <= 0 {
+            return false;
+        }
+        match free.compare_exchange_weak(f, f - 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(now) => f = now,
+        }
     }
 }
 
@@ -162,10 +173,12 @@ mod tests {
         assert_eq!(b.reserve(300), Reservation::Unknown);
         b.give(a);
         assert_eq!(b.reserve(100), Reservation::Reserved, "a thread came back");
-        // A new connection's request takes a thread without a reservation.
-        b.take(c);
+        // A thread taking a new connection takes a free thread itself.
+        assert!(b.try_take(c));
+        assert!(!b.try_take(c), "none left");
         assert_eq!(b.reserve(200), Reservation::Busy);
         b.give(c);
+        assert_eq!(b.free(c), 1);
         assert_eq!(b.snapshot(), vec![(100, 0), (200, 1)]);
     }
 

@@ -55,28 +55,33 @@ struct State {
     rt: Arc<GroupRuntime>,
 }
 
-/// One request thread busy on the capacity board for as long as it lives: the first request of
-/// a new connection takes a free thread itself; a later one was reserved by the Apache child
-/// before it sent the request. Either way the thread is given back at the end.
+/// A request thread busy on the capacity board while it serves one request: the thread it uses
+/// was taken before its connection was accepted, or reserved by the Apache child before it sent
+/// the request on a pooled connection. It is given back at the end.
 struct ThreadInUse<'a> {
-    rt: &'a GroupRuntime,
-    slot: Option<usize>,
+    d: &'a Dispatcher,
+    st: &'a State,
+    done: bool,
 }
 
 impl<'a> ThreadInUse<'a> {
-    fn new(rt: &'a GroupRuntime, slot: Option<usize>, first_on_connection: bool) -> Self {
-        if let (Some(s), true) = (slot, first_on_connection) {
-            rt.board.take(s);
+    fn new(d: &'a Dispatcher, st: &'a State) -> Self {
+        ThreadInUse { d, st, done: false }
+    }
+
+    /// Gives the thread back now: called just before the last record of a response goes out,
+    /// so that an Apache child that reuses the connection at once finds the thread free (the
+    /// few instructions left before this thread polls again are not worth a fresh connection).
+    fn release(&mut self) {
+        if !std::mem::replace(&mut self.done, true) {
+            self.d.thread_free(self.st);
         }
-        ThreadInUse { rt, slot }
     }
 }
 
 impl Drop for ThreadInUse<'_> {
     fn drop(&mut self) {
-        if let Some(s) = self.slot {
-            self.rt.board.give(s);
-        }
+        self.release();
     }
 }
 
@@ -130,8 +135,9 @@ struct Conn {
     greeted: bool,
     /// Whether the descriptor is in the epoll set (armed or disarmed).
     registered: bool,
-    /// Requests read from this connection so far.
-    requests: u64,
+    /// Whether this connection holds a free thread taken on the capacity board when it was
+    /// accepted (until its first request uses it).
+    holds_thread: bool,
 }
 
 /// Marks the listening socket in epoll events.
@@ -142,17 +148,39 @@ const LISTEN: u64 = u64::MAX;
 ///
 /// Idle connections are keyed by their descriptor number, which is also their epoll token: the
 /// connection (and so the descriptor) stays open while it is in the map.
+///
+/// A thread takes a free thread on the capacity board before it accepts a new connection; when
+/// none is free (all reserved by Apache children for requests on pooled connections) the
+/// listening socket is parked (left disarmed) until a thread comes free, so new connections
+/// wait for, or go to, processes that can serve them.
 struct Dispatcher {
     epoll: Epoll,
     listener: OwnedFd,
     idle: Mutex<HashMap<RawFd, Conn>>,
+    parked: AtomicBool,
 }
 
 impl Dispatcher {
     fn new(listener: OwnedFd) -> std::io::Result<Dispatcher> {
         let epoll = Epoll::new()?;
         epoll.add(listener.as_fd(), epoll::READABLE_ONESHOT, LISTEN)?;
-        Ok(Dispatcher { epoll, listener, idle: Mutex::new(HashMap::new()) })
+        Ok(Dispatcher { epoll, listener, idle: Mutex::new(HashMap::new()), parked: AtomicBool::new(false) })
+    }
+
+    /// A request thread is free again: its thread goes back on the board, and the listening
+    /// socket is armed again if it was parked for want of one.
+    fn thread_free(&self, st: &State) {
+        if let Some(s) = st.slot {
+            st.rt.board.give(s);
+        }
+        self.unpark(st);
+    }
+
+    fn unpark(&self, st: &State) {
+        let free = st.slot.is_none_or(|s| st.rt.board.free(s) > 0);
+        if free && self.parked.load(Ordering::Acquire) && self.parked.swap(false, Ordering::AcqRel) {
+            let _ = self.epoll.modify(self.listener.as_fd(), epoll::READABLE_ONESHOT, LISTEN);
+        }
     }
 
     /// Waits for a new connection or a request on an idle one. `None` once draining.
@@ -166,6 +194,15 @@ impl Dispatcher {
                 continue;
             };
             if token == LISTEN {
+                if let Some(s) = st.slot {
+                    if !st.rt.board.try_take(s) {
+                        // Every free thread is promised to a pooled request: accept nothing
+                        // until one comes free (checked again here in case one just did).
+                        self.parked.store(true, Ordering::Release);
+                        self.unpark(st);
+                        continue;
+                    }
+                }
                 let accepted = sys::socket::accept(self.listener.as_fd());
                 if let Err(e) = &accepted {
                     if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
@@ -174,9 +211,13 @@ impl Dispatcher {
                     }
                 }
                 let _ = self.epoll.modify(self.listener.as_fd(), epoll::READABLE_ONESHOT, LISTEN);
-                if let Ok(fd) = accepted {
-                    let stream = UnixStream::from(fd);
-                    return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false, requests: 0 });
+                match accepted {
+                    Ok(fd) => {
+                        let stream = UnixStream::from(fd);
+                        return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false, holds_thread: st.slot.is_some() });
+                    }
+                    // Another process took it: the thread taken for it is free again.
+                    Err(_) => self.thread_free(st),
                 }
             } else if let Some(c) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&(token as RawFd)) {
                 return Some(c);
@@ -232,7 +273,7 @@ fn greet(rt: &GroupRuntime, c: &mut Conn) -> bool {
     // A peer that stops half-way through a record must not hold a thread forever.
     let _ = c.stream.set_read_timeout(Some(rt.spec.socket_timeout.unwrap_or(Duration::from_secs(300))));
     if ok {
-        c.greeted = protocol::write_frame(&mut c.stream, &Frame::HelloOk).is_ok();
+        c.greeted = protocol::write_frame(&mut c.stream, &Frame::HelloOk { pid: std::process::id() }).is_ok();
     } else {
         let _ = protocol::write_frame(&mut c.stream, &Frame::Refused("handshake failed".into()));
     }
@@ -240,7 +281,7 @@ fn greet(rt: &GroupRuntime, c: &mut Conn) -> bool {
 }
 
 /// Serves one request from `c`. Returns whether the connection may be reused.
-fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
+fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> bool {
     let req = match c.reader.next(&c.stream).map(|o| o.map(|(f, _)| f)) {
         Ok(Some(Frame::Request(r))) => r,
         Ok(None) => return false,
@@ -250,8 +291,10 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
         }
         Err(_) => return false,
     };
-    let _thread = ThreadInUse::new(rt, st.slot, c.requests == 0);
-    c.requests += 1;
+    // The thread this request uses: taken when the connection was accepted, or reserved by
+    // the Apache child.
+    c.holds_thread = false;
+    let mut thread = ThreadInUse::new(d, st);
     if st.draining.load(Ordering::SeqCst) {
         let _ = protocol::write_frame(&mut c.stream, &Frame::Retry("daemon process is restarting".into()));
         return false;
@@ -272,7 +315,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
     st.active.fetch_add(1, Ordering::SeqCst);
     st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, (Instant::now(), req.application_group.clone()));
 
-    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, c, &req))) {
+    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, c, &req, &mut thread))) {
         Ok(k) => k,
         Err(_) => {
             tracing::error!(target: "wsgi", "{}: internal error while running a request for '{}'; the daemon process restarts", crate::codes::INTERNAL_PANIC, req.script);
@@ -292,7 +335,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, c: &mut Conn) -> bool {
     keep
 }
 
-fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool {
+fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request, thread: &mut ThreadInUse<'_>) -> bool {
     let Ok(stream) = c.stream.try_clone() else { return false };
     let io = DaemonIo::new(stream, req.header_only, req.client.clone());
     let flags = io.flags();
@@ -334,6 +377,7 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
     });
     // Outside Python: push out the batched records (with the end record when complete).
     let complete = outcome == Some(wsgi::Outcome::Complete);
+    thread.release();
     if let Some(mut io) = finishing {
         let _ = if complete { io.finish() } else { io.flush_pending() };
     }
@@ -360,10 +404,12 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request) -> bool
 
 fn request_thread(rt: Arc<GroupRuntime>, st: Arc<State>, d: Arc<Dispatcher>) {
     while let Some(mut c) = d.next(&st) {
-        if !c.greeted && !greet(&rt, &mut c) {
-            continue;
+        let keep = (c.greeted || greet(&rt, &mut c)) && serve_one(&rt, &st, &d, &mut c);
+        // A new connection that sent no request gives back the thread taken for it.
+        if std::mem::take(&mut c.holds_thread) {
+            d.thread_free(&st);
         }
-        if serve_one(&rt, &st, &mut c) && !st.draining.load(Ordering::SeqCst) {
+        if keep && !st.draining.load(Ordering::SeqCst) {
             d.give_back(c);
         }
     }

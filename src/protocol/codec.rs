@@ -96,7 +96,7 @@ impl<'a> R<'a> {
 fn type_of(f: &Frame) -> u8 {
     match f {
         Frame::Hello { .. } => 1,
-        Frame::HelloOk => 2,
+        Frame::HelloOk { .. } => 2,
         Frame::Request(_) => 3,
         Frame::ReadBody { .. } => 4,
         Frame::Body(_) => 5,
@@ -124,7 +124,8 @@ pub fn encode(f: &Frame) -> Vec<u8> {
             w.u16(*version);
             w.bytes(secret);
         }
-        Frame::HelloOk | Frame::BodyEnd | Frame::Started => {}
+        Frame::HelloOk { pid } => w.u32(*pid),
+        Frame::BodyEnd | Frame::Started => {}
         Frame::Request(r) => {
             let cgi: Vec<(&str, &[u8])> = r.cgi.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
             return encode_request(&RequestRef {
@@ -220,7 +221,7 @@ fn decode_payload(ty: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
             let version = r.u16()?;
             Frame::Hello { version, secret: r.bytes()?.to_vec() }
         }
-        2 => Frame::HelloOk,
+        2 => Frame::HelloOk { pid: r.u32()? },
         3 => {
             let mut q = Request {
                 script: r.string()?,
@@ -315,7 +316,7 @@ mod tests {
     fn all_frames() -> Vec<Frame> {
         vec![
             Frame::Hello { version: VERSION, secret: vec![7; 32] },
-            Frame::HelloOk,
+            Frame::HelloOk { pid: 4242 },
             Frame::Request(Box::new(Request {
                 script: "/srv/app.wsgi".into(),
                 callable: "application".into(),
@@ -398,7 +399,7 @@ mod tests {
         req.extend_from_slice(&payload);
         assert_eq!(decode(&req).unwrap_err(), DecodeError::Truncated);
         // Trailing garbage.
-        let mut end = encode(&Frame::HelloOk);
+        let mut end = encode(&Frame::Started);
         end.push(0);
         end[4] = 1;
         assert_eq!(decode(&end).unwrap_err(), DecodeError::Trailing(1));

@@ -17,7 +17,7 @@ pub use codec::{DecodeError, decode, encode, encode_request, read_frame, write_f
 
 /// `MWRS` + version: bumped whenever the frame layout changes.
 pub const MAGIC: [u8; 4] = *b"MWRS";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Frames larger than this are refused (a bad or hostile peer).
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Length of the per-group secret.
@@ -68,7 +68,9 @@ pub enum EndKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     Hello { version: u16, secret: Vec<u8> },
-    HelloOk,
+    /// The greeting was accepted by daemon process `pid` (the Apache side cannot learn it from
+    /// the socket: SO_PEERCRED names the process that listened, the Apache parent).
+    HelloOk { pid: u32 },
     Request(Box<Request>),
     ReadBody { max: u32 },
     Body(Vec<u8>),

@@ -49,11 +49,15 @@ fn latin1_text(v: &Bound<'_, PyAny>, type_message: impl FnOnce(&str) -> String, 
         let msg = type_message(&type_name(v));
         return Err(reject_type(msg.clone(), format!("{msg}: {what} {shown}")));
     };
-    if let Err(e) = s.call_method1("encode", ("latin-1",)) {
-        let detail = format!("{e} ({what} {})", s.repr().map(|r| r.to_string()).unwrap_or_default());
-        return Err(Rejection { err: e, detail });
+    let text = s.to_string_lossy();
+    if text.chars().any(|c| (c as u32) > 0xff) {
+        // Let Python say it exactly as mod_wsgi does (UnicodeEncodeError with the positions).
+        if let Err(e) = s.call_method1("encode", ("latin-1",)) {
+            let detail = format!("{e} ({what} {})", s.repr().map(|r| r.to_string()).unwrap_or_default());
+            return Err(Rejection { err: e, detail });
+        }
     }
-    Ok(s.to_string_lossy().into_owned())
+    Ok(text.into_owned())
 }
 
 /// Turns `(status, headers)` into a validated head, with mod_wsgi's errors.
