@@ -80,6 +80,14 @@ fn lookup(name: &str) -> Option<InterpPtr> {
     SUBS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| n == name).map(|(_, p)| *p)
 }
 
+/// An identifier of the interpreter whose thread state is current on this thread (for caches
+/// that must keep each interpreter's objects apart). Call with the GIL held.
+pub fn current_interpreter_id(_py: Python<'_>) -> usize {
+    // SAFETY: the `Python` token proves this thread holds the GIL, so a thread state is current
+    // and its interpreter is alive; only the pointer value is used.
+    unsafe { ffi::PyInterpreterState_Get() as usize }
+}
+
 /// The names of the sub-interpreters created so far in this process.
 pub fn names() -> Vec<String> {
     SUBS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(n, _)| n.clone()).collect()

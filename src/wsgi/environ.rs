@@ -11,7 +11,6 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 
 use super::core::Core;
-use super::errors::Errors;
 use super::file_wrapper::FileWrapper;
 use super::input::Input;
 
@@ -75,7 +74,7 @@ pub fn build<'py>(
     cgi: &[(&str, &[u8])],
     req: &RequestInfo<'_>,
     core: &Core,
-    errors: &Bound<'py, Errors>,
+    errors: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = match TEMPLATE.get(py) {
         Some(t) => t.bind(py).copy()?,

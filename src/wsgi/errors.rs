@@ -19,7 +19,8 @@ use super::io::Severity;
 
 #[pyclass(module = "mod_wsgi", name = "Log", frozen)]
 pub struct Errors {
-    core: Core,
+    /// The request this stream logs against now (`None` between requests: the server log).
+    core: Mutex<Option<Core>>,
     pending: Mutex<String>,
 }
 
@@ -58,6 +59,44 @@ fn text_of(s: &Bound<'_, PyAny>) -> PyResult<(String, usize)> {
     }
 }
 
+thread_local! {
+    /// This thread's `wsgi.errors` per interpreter, reused request after request (creating an
+    /// `io.TextIOWrapper` per request would cost more than the rest of a small request's
+    /// environ). Each entry is only ever used with its own interpreter's thread state current.
+    static STREAMS: RefCell<Vec<(usize, Py<Errors>, Py<PyAny>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `wsgi.errors` for a request of `core` on this thread: the binary log stream (pointed at the
+/// request until [`end_request_stream`]) and its text wrapper. A stream an application keeps
+/// after its request logs against the thread's current request, or the server log between
+/// requests; one it closed is replaced.
+pub fn request_stream<'py>(py: Python<'py>, core: &Core) -> PyResult<(Py<Errors>, Bound<'py, PyAny>)> {
+    let id = crate::python::pool::current_interpreter_id(py);
+    let cached = STREAMS.with(|c| c.borrow().iter().find(|(i, _, _)| *i == id).map(|(_, e, w)| (e.clone_ref(py), w.clone_ref(py))));
+    if let Some((errors, wrapper)) = cached {
+        let wrapper = wrapper.into_bound(py);
+        if !wrapper.getattr(pyo3::intern!(py, "closed"))?.is_truthy()? {
+            *errors.get().core.lock().unwrap_or_else(|e| e.into_inner()) = Some(core.clone());
+            return Ok((errors, wrapper));
+        }
+    }
+    let errors = Py::new(py, Errors::new(core.clone()))?;
+    let wrapper = text_wrapper(py, errors.bind(py).as_any())?;
+    STREAMS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.retain(|(i, _, _)| *i != id);
+        c.push((id, errors.clone_ref(py), wrapper.clone().unbind()));
+    });
+    Ok((errors, wrapper))
+}
+
+/// Ends the request's use of its `wsgi.errors`: the partial last line is logged against it, and
+/// later writes go to the server log.
+pub fn end_request_stream(errors: &Errors) {
+    errors.flush_pending();
+    *errors.core.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
 /// Wraps a log stream in `io.TextIOWrapper` as mod_wsgi does: UTF-8 (undecodable characters
 /// escaped), each write passed through at once, lines kept whole by the stream itself.
 pub fn text_wrapper<'py>(py: Python<'py>, raw: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -81,11 +120,12 @@ fn drain_lines(pending: &mut String, mut emit: impl FnMut(&str)) {
 
 impl Errors {
     pub fn new(core: Core) -> Self {
-        Errors { core, pending: Mutex::new(String::new()) }
+        Errors { core: Mutex::new(Some(core)), pending: Mutex::new(String::new()) }
     }
 
     fn emit(&self, line: &str) {
-        if self.core.with(|s| s.io.log(Severity::Error, line)).is_err() {
+        let core = self.core.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if core.is_none_or(|c| c.with(|s| s.io.log(Severity::Error, line)).is_err()) {
             tracing::error!("{line}");
         }
     }

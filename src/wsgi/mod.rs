@@ -55,32 +55,26 @@ pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dy
         }
     }
     let _end = EndOnUnwind(core.clone());
-    let errors = match Py::new(py, errors::Errors::new(core.clone())) {
+    let (errors, stream) = match errors::request_stream(py, &core) {
         Ok(e) => e,
         Err(e) => {
             response::log_exception(py, &core, crate::codes::APP_EXCEPTION, "cannot create wsgi.errors", &e);
             return (Outcome::Failed, core.finish().map(|s| s.io));
         }
     };
-    let outcome = match environ::build(py, call.cgi, &call.info, &core, errors.bind(py)) {
-        Ok(environ) => match errors::text_wrapper(py, errors.bind(py).as_any()).and_then(|w| environ.set_item(pyo3::intern!(py, "wsgi.errors"), w)) {
-            Err(e) => {
-                response::log_exception(py, &core, crate::codes::APP_EXCEPTION, "cannot create wsgi.errors", &e);
-                Outcome::Failed
-            }
-            Ok(()) => {
+    let outcome = match environ::build(py, call.cgi, &call.info, &core, &stream) {
+        Ok(environ) => {
             errors::set_current(errors.clone_ref(py));
             let o = response::run(py, app, &environ, &core, call.script);
             errors::clear_current();
             o
-            }
-        },
+        }
         Err(e) => {
             response::log_exception(py, &core, crate::codes::APP_EXCEPTION, "cannot build the WSGI environ", &e);
             Outcome::Failed
         }
     };
-    errors.get().flush_pending();
+    errors::end_request_stream(errors.get());
     // The caller ends the response (RequestIo::finish) after leaving Python, so that a request
     // takes the GIL once.
     (outcome, core.finish().map(|s| s.io))

@@ -337,6 +337,12 @@ def application(environ, start_response):
         body = '\n'.join([name(err), name(err.buffer), name(sys.stdout), name(sys.stderr), name(sys.stdin), stdin]).encode()
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [body]
+    if mode == 'close':
+        # Closing wsgi.errors must not break the streams of later requests.
+        # (wsgiref.validate forbids the call itself.)
+        err.write('before-close-%s\n' % tag)
+        if not VALIDATED:
+            err.close()
     if mode == 'perr':
         err.write('partial-errors-%s' % tag)
     elif mode == 'pout':
