@@ -53,3 +53,9 @@ pub const SUBINTERPRETER_UNSUPPORTED: &str = "WR0124";
 pub const DEADLOCK_TIMEOUT: &str = "WR0125";
 /// Every thread of a daemon process group stayed busy until queue-timeout (504).
 pub const QUEUE_TIMEOUT: &str = "WR0126";
+/// WSGIScriptAlias maps a request to a directory, not a script file (403): name a script file.
+pub const DIRECTORY_TARGET: &str = "WR0127";
+/// A handler-mapped script in a directory without `Options ExecCGI` (403): add `Options +ExecCGI`.
+pub const EXEC_CGI_OFF: &str = "WR0128";
+/// A WSGIImportScript file cannot be read at process start: fix the path or its permissions.
+pub const IMPORT_SCRIPT_UNREADABLE: &str = "WR0129";

@@ -97,6 +97,23 @@ fn script_directory_without_access_is_forbidden() {
 }
 
 #[test]
+fn add_handler_needs_exec_cgi() {
+    let a = ApacheBuilder::new()
+        .file("h/app.wsgi", HELLO)
+        .file("x/app.wsgi", HELLO)
+        .conf("Alias /h {dir}/h\n<Directory {dir}/h>\n  Require all granted\n  AddHandler wsgi-script .wsgi\n</Directory>")
+        .conf("Alias /x {dir}/x\n<Directory {dir}/x>\n  Require all granted\n  Options +ExecCGI\n  AddHandler wsgi-script .wsgi\n</Directory>")
+        .start();
+    let r = a.get("/x/app.wsgi");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello World!"), "{r}\n{}", a.error_log());
+    let r = a.get("/h/app.wsgi");
+    assert_eq!(r.status, 403, "{r}");
+    let log = a.error_log();
+    let line = log.lines().find(|l| l.contains("WR0128")).unwrap_or_else(|| panic!("no WR0128 line:\n{log}"));
+    assert!(line.contains("Options +ExecCGI"), "the line names the fix: {line}");
+}
+
+#[test]
 fn ifmodule_mod_wsgi_c_matches() {
     let a = ApacheBuilder::new()
         .script("app.wsgi", HELLO)

@@ -79,11 +79,11 @@ fn check_target(req: &Request<'_>, eff: &Effective) -> Result<String, c_int> {
         if mount.is_none() {
             return Err(ffi::DECLINED);
         }
-        req.log(ffi::APLOG_ERR, &format!("{}: attempt to invoke directory '{script}' as a WSGI application; WSGIScriptAlias must name a script file", codes::SCRIPT_MISSING));
+        req.log(ffi::APLOG_ERR, &format!("{}: attempt to invoke directory '{script}' as a WSGI application; WSGIScriptAlias must name a script file", codes::DIRECTORY_TARGET));
         return Err(ffi::HTTP_FORBIDDEN);
     }
     if mount.is_none() && !req.allows_exec_cgi() {
-        req.log(ffi::APLOG_ERR, &format!("{}: Options ExecCGI is off in this directory: '{script}'; add 'Options +ExecCGI' to use AddHandler wsgi-script", codes::SCRIPT_MISSING));
+        req.log(ffi::APLOG_ERR, &format!("{}: Options ExecCGI is off in this directory: '{script}'; add 'Options +ExecCGI' to use AddHandler wsgi-script", codes::EXEC_CGI_OFF));
         return Err(ffi::HTTP_FORBIDDEN);
     }
     if req.header_in("Transfer-Encoding").is_some() && !eff.chunked_request {

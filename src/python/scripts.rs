@@ -110,7 +110,7 @@ pub fn file_mtime(path: &str) -> Option<i64> {
 /// request. Failures are logged (the script is tried again by the first request that needs it).
 pub fn preload(py: Python<'_>, group: &str, path: &str) {
     let Some(mtime) = file_mtime(path) else {
-        tracing::error!(target: "wsgi", "{}: WSGIImportScript '{path}' cannot be read", codes::SCRIPT_MISSING);
+        tracing::error!(target: "wsgi", "{}: WSGIImportScript '{path}' cannot be read; check the path and that the server's user can read it", codes::IMPORT_SCRIPT_UNREADABLE);
         return;
     };
     match application(py, group, path, mtime, true, "\0") {
