@@ -861,6 +861,23 @@ fn bad_items_and_exceptions_before_and_after_headers() {
             }
         }
 
+        // The headline names the exception class, as mod_wsgi 6 does; SystemExit is said apart.
+        let log = a.error_log();
+        assert!(log.contains("WR0104: ValueError exception raised processing WSGI script"), "[{mpm}] {log}");
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?system_exit");
+        assert_eq!(r.status, 500, "[{mpm}] {r}");
+        let lines = wait_new_lines(&a, mark, "SystemExit exception raised by WSGI script", 1);
+        assert_eq!(lines.len(), 1, "[{mpm}] {}", a.error_log());
+        assert_eq!(wait_new_lines(&a, mark, "SystemExit: exit-is-not-for-servers", 1).len(), 1, "[{mpm}] {}", a.error_log());
+        // mod_wsgi.RequestTimeout: 504, one info line, no traceback.
+        let mark = log_mark(&a);
+        let r = get(&a, "/out?request_timeout");
+        assert_eq!(r.status, 504, "[{mpm}] {r}");
+        let lines = wait_new_lines(&a, mark, "Request interrupted by RequestTimeout; thread recovered.", 1);
+        assert_eq!(lines.len(), 1, "[{mpm}] {}", a.error_log());
+        assert!(new_lines_with(&a, mark, "Traceback").is_empty(), "[{mpm}] {}", a.error_log());
+
         // Exception after the head: cut short (chunked, unterminated), logged.
         let mark = log_mark(&a);
         let r = get(&a, "/out?exc_after");

@@ -267,6 +267,7 @@ fn execute_embedded(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>) -
             overridden_status(overridden).unwrap_or(ffi::OK)
         }
         wsgi::Outcome::Failed => ffi::HTTP_INTERNAL_SERVER_ERROR,
+        wsgi::Outcome::TimedOut => ffi::HTTP_GATEWAY_TIME_OUT,
         _ => ffi::OK,
     }
 }

@@ -284,7 +284,11 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
                 if kind != EndKind::ClientGone {
                     put_idle(&rt.socket_path, s);
                 }
-                return if kind == EndKind::Failed { super::ffi::HTTP_INTERNAL_SERVER_ERROR } else { super::ffi::OK };
+                return match kind {
+                    EndKind::Failed => super::ffi::HTTP_INTERNAL_SERVER_ERROR,
+                    EndKind::TimedOut => super::ffi::HTTP_GATEWAY_TIME_OUT,
+                    EndKind::Complete | EndKind::ClientGone => super::ffi::OK,
+                };
             }
             Relay::Retry | Relay::Stale if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(if pooled { 0 } else { 5 }));

@@ -63,6 +63,9 @@ pub enum EndKind {
     /// Nothing was sent: the Apache child answers 500.
     Failed = 1,
     ClientGone = 2,
+    /// The application raised mod_wsgi.RequestTimeout before the head: the Apache child
+    /// answers 504.
+    TimedOut = 3,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

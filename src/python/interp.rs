@@ -168,6 +168,14 @@ pub fn setup_interpreter(py: Python<'_>, group: &str) -> PyResult<()> {
     m.setattr("maximum_processes", info.map_or(1, |p| p.maximum_processes))?;
     m.setattr("threads_per_process", info.map_or(1, |p| p.threads_per_process))?;
     m.setattr("FileWrapper", py.get_type::<crate::wsgi::file_wrapper::FileWrapper>())?;
+    // Raised by an application (or injected) to give up on a request: the client gets 504. A
+    // class per interpreter, made by that interpreter.
+    py.run(
+        c"class RequestTimeout(SystemExit):\n    'The request ran out of time; the client gets 504 Gateway Timeout.'\n",
+        Some(&m.dict()),
+        None,
+    )?;
+    m.getattr("RequestTimeout")?.setattr("__module__", "mod_wsgi")?;
     sys.getattr("modules")?.set_item("mod_wsgi", m)?;
     Ok(())
 }

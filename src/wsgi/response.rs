@@ -22,6 +22,8 @@ pub enum Outcome {
     Failed,
     /// The head went out but the body could not be completed; the response was cut short.
     Cut,
+    /// The application raised mod_wsgi.RequestTimeout before the head: the server answers 504.
+    TimedOut,
     /// The client went away.
     ClientGone,
 }
@@ -270,6 +272,13 @@ fn io_outcome(s: &mut super::core::CoreState, e: IoError) -> Outcome {
     }
 }
 
+/// Whether `e` is this interpreter's `mod_wsgi.RequestTimeout`.
+fn is_request_timeout(py: Python<'_>, e: &PyErr) -> bool {
+    let Ok(modules) = py.import("sys").and_then(|s| s.getattr("modules")) else { return false };
+    let class = modules.get_item("mod_wsgi").and_then(|m| m.getattr("RequestTimeout"));
+    class.is_ok_and(|c| e.value(py).is_instance(&c).unwrap_or(false))
+}
+
 /// Reports a failure; decides between a 500 (nothing sent yet) and a cut response.
 fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
     let head_sent = core.with(|s| s.response.head_sent).unwrap_or(true);
@@ -288,6 +297,16 @@ fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
                 Outcome::Failed
             }
         }
+        Stop::Py(e) if is_request_timeout(py, &e) => {
+            // mod_wsgi.RequestTimeout: the application gave up on the request; no traceback.
+            core.log(Severity::Info, "Request interrupted by RequestTimeout; thread recovered.");
+            if head_sent {
+                { let c = core.clone(); py.detach(move || { let _ = c.with(|s| s.io.abort()); }); }
+                Outcome::Cut
+            } else {
+                Outcome::TimedOut
+            }
+        }
         Stop::Py(e) => {
             // The application let start_response's refusal propagate: one clear line.
             let shown = e.value(py).to_string();
@@ -303,11 +322,15 @@ fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
             if let Some((_, what)) = rejected {
                 core.log(Severity::Error, &format!("{code}: bad response from WSGI script '{script}': {what}"));
             } else {
-                let headline = if head_sent {
-                    format!("Exception occurred processing WSGI script '{script}' after the response head was sent; the response was cut short.")
+                // mod_wsgi 6's wording: the exception class first; SystemExit said apart (it
+                // never stops a server process).
+                let class = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
+                let what = if e.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
+                    format!("{class} exception raised by WSGI script '{script}' (it does not stop the process)")
                 } else {
-                    format!("Exception occurred processing WSGI script '{script}'.")
+                    format!("{class} exception raised processing WSGI script '{script}'")
                 };
+                let headline = if head_sent { format!("{what} after the response head was sent; the response was cut short.") } else { format!("{what}.") };
                 log_exception(py, core, code, &headline, &e);
             }
             if head_sent {

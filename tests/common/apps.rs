@@ -527,6 +527,11 @@ def application(environ, start_response):
         return raise_before_first_block(start_response)
     if case == 'exc_after':
         return gen(start_response, [b'partial;', 'RAISE', b'never'])
+    if case == 'system_exit':
+        raise SystemExit('exit-is-not-for-servers')
+    if case == 'request_timeout':
+        import mod_wsgi
+        raise mod_wsgi.RequestTimeout('gave-up')
     start_response('404 Not Found', [CT])
     return [b'unknown case']
 "#;
