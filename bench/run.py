@@ -4,7 +4,12 @@
 Every server is a separate Apache (event MPM, same sizing, same WSGI configuration) pinned to CPU 0;
 wrk runs pinned to CPU 1. Prints a table and writes bench/RESULTS.md.
 
-Usage: bench/run.py [--duration SECONDS] [--module PATH]
+Also measures start-up time: from running `mod_wsgi-express start-server` on a hello-world script
+to its first 200 response, this project's program against PyPI's mod_wsgi-express (installed in
+/tmp/venv-mod_wsgi-express, created if missing). `--only startup` runs just that and updates its
+line in bench/RESULTS.md, leaving the tables as they are.
+
+Usage: bench/run.py [--duration SECONDS] [--module PATH] [--only CASE|interpreter|reload|startup]
 """
 import argparse
 import os
@@ -12,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -214,26 +220,160 @@ def interpreter_cost_mib(srv, k=10):
     return (rss_of(pid) - before) / 1024 / k
 
 
+UPSTREAM_VENV = '/tmp/venv-mod_wsgi-express'
+STARTUP_RUNS = 5
+STARTUP_PREFIX = 'Start-up time, from `mod_wsgi-express start-server`'
+
+
+def upstream_express():
+    """PyPI's mod_wsgi-express and its version, installing it into UPSTREAM_VENV if missing."""
+    exe = os.path.join(UPSTREAM_VENV, 'bin', 'mod_wsgi-express')
+    if not os.path.exists(exe):
+        print('installing PyPI mod_wsgi into %s' % UPSTREAM_VENV, file=sys.stderr)
+        subprocess.run(['/usr/bin/python3', '-m', 'venv', UPSTREAM_VENV], check=True)
+        subprocess.run([os.path.join(UPSTREAM_VENV, 'bin', 'pip'), 'install', '--disable-pip-version-check',
+                        '--no-input', 'mod_wsgi'], check=True)
+    version = subprocess.run(
+        [os.path.join(UPSTREAM_VENV, 'bin', 'python'), '-c',
+         'import importlib.metadata as m; print(m.version("mod_wsgi"))'],
+        capture_output=True, text=True, check=True).stdout.strip()
+    return exe, version
+
+
+def first_200(port, deadline):
+    """Polls http://127.0.0.1:PORT/ every 5 ms until it answers 200; the time it did, or None."""
+    import http.client
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+            c.request('GET', '/')
+            status = c.getresponse().status
+            c.close()
+            if status == 200:
+                return time.monotonic()
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.005)
+    return None
+
+
+def session_pids(sid):
+    out = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            if int(fields[3]) == sid and fields[0] not in 'ZX':
+                out.append(int(pid))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def port_answers(port):
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def startup_once(argv, port, workdir):
+    """Seconds from starting `argv` (a start-server command for PORT) to the first 200; then stops
+    it (SIGTERM to its process group) and waits until nothing of it is left."""
+    log = open(os.path.join(workdir, 'startup-%d.log' % port), 'wb')
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        t1 = first_200(port, t0 + 60)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + 20
+        while (session_pids(proc.pid) or port_answers(port)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in session_pids(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    if t1 is None:
+        with open(log.name, errors='replace') as f:
+            raise SystemExit('%s gave no 200 within 60 s:\n%s' % (' '.join(argv), f.read()[-3000:]))
+    return t1 - t0
+
+
+def measure_startup(runs=STARTUP_RUNS):
+    """Median start-up time of this project's mod_wsgi-express and of PyPI's, alternating runs,
+    each on a free port with its own server root; returns (ours, theirs, their version)."""
+    ours_exe = os.path.join(ROOT, 'target/release/mod_wsgi-express')
+    if not os.path.exists(ours_exe):
+        raise SystemExit('build first: %s is missing (cargo build --release)' % ours_exe)
+    theirs_exe, version = upstream_express()
+    workdir = tempfile.mkdtemp(prefix='bench-startup-', dir=os.path.join(ROOT, 'target'))
+    try:
+        os.chmod(workdir, 0o755)
+        make_traversable(workdir)
+        shutil.copy(os.path.join(ROOT, 'examples/hello.wsgi'), workdir + '/hello.wsgi')
+        os.chmod(workdir + '/hello.wsgi', 0o644)
+        user = ['--user', 'www-data', '--group', 'www-data'] if os.geteuid() == 0 else []
+        times = {'ours': [], 'theirs': []}
+        for i in range(runs):
+            for who, exe in (('ours', ours_exe), ('theirs', theirs_exe)):
+                port = free_port()
+                root = os.path.join(workdir, 'root-%s-%d' % (who, i))
+                argv = [exe, 'start-server', workdir + '/hello.wsgi', '--host', '127.0.0.1', '--port', str(port),
+                        '--server-root', root] + user
+                t = startup_once(argv, port, workdir)
+                times[who].append(t)
+                print('%-45s %-9s %8.3f s' % ('start-up to first 200 (run %d)' % (i + 1), who, t), file=sys.stderr)
+        return statistics.median(times['ours']), statistics.median(times['theirs']), version
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def startup_line(ours, theirs, version):
+    return ('%s on examples/hello.wsgi (default daemon mode, free port) to its first 200, median of %d runs '
+            '(`bench/run.py --only startup`, %s): this project %.3f s, PyPI mod_wsgi-express %s %.3f s (%.1fx as long)'
+            % (STARTUP_PREFIX, STARTUP_RUNS, time.strftime('%Y-%m-%d'), ours, version, theirs, theirs / ours))
+
+
+def update_results_line(line):
+    """Replaces the start-up line of RESULTS.md (or adds it after the tables), touching nothing else."""
+    path = os.path.join(HERE, 'RESULTS.md')
+    with open(path) as f:
+        text = f.read().rstrip('\n').split('\n')
+    kept = [l for l in text if not l.startswith(STARTUP_PREFIX)]
+    while kept and kept[-1] == '':
+        kept.pop()
+    kept += ['', line]
+    with open(path, 'w') as f:
+        f.write('\n'.join(kept) + '\n')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--duration', type=int, default=8)
-    ap.add_argument('--only', default='', help='run only the cases whose name contains this')
+    ap.add_argument('--only', default='', help='run only the cases whose name contains this (or: interpreter, reload, startup)')
     ap.add_argument('--module', default=os.path.join(ROOT, 'target/release/mod_wsgi.so'))
     args = ap.parse_args()
     if not os.path.exists(args.module):
         raise SystemExit('build the module first: %s is missing' % args.module)
-    if not os.path.exists(DEBIAN_MOD_WSGI):
-        raise SystemExit('apt-get install libapache2-mod-wsgi-py3 (the reference to compare with)')
     upload_lua = os.path.join(ROOT, 'target', 'bench-upload.lua')
     with open(upload_lua, 'w') as f:
         f.write('wrk.method = "POST"\nwrk.body = string.rep("u", 64 * 1024 * 1024)\n'
                 'wrk.headers["Content-Type"] = "application/octet-stream"\n')
 
-    servers = {
-        'this': Server('this', args.module),
-        'mod_wsgi': Server('modwsgi', DEBIAN_MOD_WSGI),
-        'static': Server('static', None, wsgi=False),
-    }
     d = args.duration
     cases = [
         ('hello world', {'this': '/hello', 'mod_wsgi': '/hello', 'static': '/hello.txt'}, 16, None),
@@ -244,6 +384,18 @@ def main():
         ('64 MiB upload', {'this': '/app/upload', 'mod_wsgi': '/app/upload'}, 2, upload_lua),
     ]
     cases = [c for c in cases if args.only in c[0]]
+    want_interp = 'interpreter' in args.only or not args.only
+    want_reload = 'reload' in args.only or not args.only
+    want_startup = 'startup' in args.only or not args.only
+    servers = {}
+    if cases or want_interp or want_reload:
+        if not os.path.exists(DEBIAN_MOD_WSGI):
+            raise SystemExit('apt-get install libapache2-mod-wsgi-py3 (the reference to compare with)')
+        servers = {
+            'this': Server('this', args.module),
+            'mod_wsgi': Server('modwsgi', DEBIAN_MOD_WSGI),
+            'static': Server('static', None, wsgi=False),
+        }
     results = []
     try:
         for name, paths, conns, script in cases:
@@ -274,14 +426,14 @@ def main():
         raise
 
     interp_cost = {}
-    if 'interpreter' in args.only or not args.only:
+    if want_interp:
         for who in ('this', 'mod_wsgi'):
             interp_cost[who] = interpreter_cost_mib(servers[who])
             print('%-45s %-9s %8.2f MiB' % ('RSS per extra sub-interpreter', who, interp_cost[who]), file=sys.stderr)
 
     # Reload under load: the daemon script is touched every 2 s during a longer run.
     reload_rows = []
-    if 'reload' in args.only or not args.only:
+    if want_reload:
         steady = {r: row[r]['rps'] for row in results if row['case'].startswith('daemon') for r in ('this', 'mod_wsgi')}
         for who in ('this', 'mod_wsgi'):
             srv = servers[who] if who in servers and servers[who].proc.poll() is None else None
@@ -305,6 +457,17 @@ def main():
             reload_rows.append((who, r, touches[0], steady.get(who)))
     for s in list(servers.values()):
         s.stop()
+
+    # Start-up time, measured with no benchmark server running.
+    startup = None
+    if want_startup:
+        ours, theirs, version = measure_startup()
+        startup = startup_line(ours, theirs, version)
+    if startup and not (results or reload_rows or interp_cost):
+        # Only the start-up time was measured: update its line, keep the tables.
+        update_results_line(startup)
+        print(startup)
+        return
 
     lines = ['| case | this module req/s | p99 ms | mod_wsgi 4.9.4 req/s | p99 ms | static req/s | '
              'vs mod_wsgi | vs static | errors (this/mod_wsgi) | RSS growth MiB (this/mod_wsgi) |',
@@ -330,6 +493,8 @@ def main():
     if interp_cost:
         lines += ['', 'RSS added to an Apache child by each further sub-interpreter (hello world loaded): '
                   'this module %.2f MiB, mod_wsgi 4.9.4 %.2f MiB' % (interp_cost['this'], interp_cost['mod_wsgi'])]
+    if startup:
+        lines += ['', startup]
     report = '\n'.join(lines)
     print(report)
     with open(os.path.join(HERE, 'RESULTS.md'), 'w') as f:

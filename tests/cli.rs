@@ -301,10 +301,15 @@ impl Server {
     }
 
     /// Stops with `sig` and checks: exit status 0, nothing left of Apache's session, port free.
-    fn stop_clean(mut self, sig: i32) {
+    fn stop_clean(self, sig: i32) {
+        self.stop_clean_of(sig, 3, "Apache's parent, a child and a daemon process");
+    }
+
+    /// `stop_clean` for a server whose session had at least `min` processes (`what`) running.
+    fn stop_clean_of(mut self, sig: i32, min: usize, what: &str) {
         let sid = self.apache_pid();
         let before = session(sid);
-        assert!(before.len() >= 3, "expected Apache's parent, a child and a daemon process in session {sid}: {before:?}");
+        assert!(before.len() >= min, "expected {what} in session {sid}: {before:?}");
         let (st, took) = self.stop_with(sig);
         assert!(st.success(), "start-server exited with {st} after signal {sig}\n{}", self.stderr());
         let left = session(sid);
@@ -583,6 +588,78 @@ fn reload_on_changes_picks_up_an_edited_module_without_a_failed_request() {
     assert!(seen.iter().any(|(_, t)| t == "first"), "the poller never saw the old text");
     assert!(s.stderr().contains("greeting.py changed; restarting daemon process"), "{}", s.stderr());
     s.stop_clean(SIGTERM);
+}
+
+/// Parent pid of `pid`, from /proc.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn embedded_mode_runs_the_application_in_apache_children() {
+    let dir = TestDir::new("embedded");
+    dir.write("lib/helper.py", "WHERE = 'helper from the working directory'\n");
+    let script = dir.write(
+        "app/emb.wsgi",
+        "import os, sys\nimport helper\n\ndef application(environ, start_response):\n    b = '|'.join([environ['mod_wsgi.process_group'], environ['mod_wsgi.application_group'], str(os.getpid()), helper.WHERE, os.getcwd()]).encode()\n    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(b)))])\n    return [b]\n",
+    );
+    let lib = fs::canonicalize(dir.join("lib")).unwrap();
+    let s = Server::start(
+        &dir,
+        &[script.to_str().unwrap(), "--embedded-mode", "--working-directory", lib.to_str().unwrap(), "--processes", "2", "--threads", "3"],
+        &[],
+    );
+    let out = s.stdout();
+    assert!(
+        progress(&out, "Operating Mode").is_some_and(|m| m.starts_with("embedded (2 Apache children x 3 threads, event MPM")),
+        "{out}"
+    );
+    let conf = fs::read_to_string(s.root.join("httpd.conf")).unwrap();
+    for absent in ["WSGIDaemonProcess", "WSGIProcessGroup", "WSGIRestrictEmbedded", "process-group=\"localhost"] {
+        assert!(!conf.contains(absent), "{absent} in an embedded-mode httpd.conf:\n{conf}");
+    }
+
+    // Every answer comes from an Apache child (a child of Apache's parent, as the user Apache
+    // switches to when root), never from a daemon process, of which there is none.
+    let apache = s.apache_pid();
+    let procs = session(apache);
+    assert!(procs.iter().all(|p| !p.cmdline.contains("(wsgi:")), "a daemon process in embedded mode: {procs:?}");
+    let mut pids = BTreeSet::new();
+    for _ in 0..6 {
+        let r = s.get_ok("/");
+        let text = r.text();
+        let f: Vec<&str> = text.split('|').collect();
+        assert_eq!(f.len(), 5, "{r}");
+        assert_eq!((f[0], f[1]), ("", ""), "mod_wsgi.process_group and application_group in embedded mode: {r}");
+        assert_eq!(f[3], "helper from the working directory", "{r}");
+        assert_eq!(f[4], lib.to_str().unwrap(), "the working directory of Apache's children: {r}");
+        let pid: i32 = f[2].parse().unwrap();
+        assert_ne!(pid, apache, "the application ran in Apache's parent");
+        assert_eq!(parent_of(pid), Some(apache), "pid {pid} is not a child of Apache ({apache}): {procs:?}");
+        let p = procs.iter().find(|p| p.pid == pid).unwrap_or_else(|| s.fail(&format!("pid {pid} is not in Apache's session: {procs:?}")));
+        assert!(p.cmdline.starts_with("/usr/sbin/apache2 "), "{p:?}");
+        if is_root() {
+            assert_eq!(p.uid, 33, "Apache's children run as www-data: {p:?}");
+        }
+        pids.insert(pid);
+    }
+    assert!(!pids.is_empty());
+    s.stop_clean_of(SIGINT, 3, "Apache's parent and its two children");
+
+    // setup-server writes the same embedded configuration; --reload-on-changes (which restarts
+    // daemon processes) is refused with it.
+    let root = dir.join("setup-root");
+    let mut c = cli(&["setup-server", script.to_str().unwrap(), "--embedded-mode", "--mpm", "prefork", "--maximum-requests", "500", "--server-root"]);
+    c.arg(&root).current_dir(&lib);
+    let (st, out, err) = run(c);
+    assert!(st.success(), "{st}\n{out}\n{err}");
+    let conf = fs::read_to_string(root.join("httpd.conf")).unwrap();
+    assert!(!conf.contains("WSGIDaemonProcess") && conf.contains("process-group=%{GLOBAL}"), "{conf}");
+    assert!(conf.contains("StartServers 5\n") && conf.contains("MaxConnectionsPerChild 500\n"), "prefork: 1 x 5 children:\n{conf}");
+    let out = Command::new(root.join("apachectl")).arg("configtest").output().unwrap();
+    assert!(out.status.success(), "apachectl configtest: {}", String::from_utf8_lossy(&out.stderr));
+    expect_error(&dir, &[script.to_str().unwrap(), "--embedded-mode", "--reload-on-changes"], &[], &["--reload-on-changes", "--embedded-mode"]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ pub struct Options {
     pub url_aliases: Vec<(String, PathBuf)>,
     pub document_root: Option<PathBuf>,
     pub reload_on_changes: bool,
+    /// Run the application in Apache's children (no daemon process group).
+    pub embedded_mode: bool,
     pub python_paths: Vec<PathBuf>,
     pub python_home: Option<PathBuf>,
     pub working_directory: Option<PathBuf>,
@@ -72,6 +74,7 @@ impl Default for Options {
             url_aliases: Vec::new(),
             document_root: None,
             reload_on_changes: false,
+            embedded_mode: false,
             python_paths: Vec::new(),
             python_home: None,
             working_directory: None,
@@ -113,14 +116,15 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "mount-point", values: &["URL"], help: "the URL the application answers under (default: /)" },
     Opt { name: "host", values: &["IP"], help: "the address to listen on (default: 127.0.0.1; '*' or 0.0.0.0 listens on every interface)" },
     Opt { name: "port", values: &["NUMBER"], help: "the port to listen on (default: 8000)" },
-    Opt { name: "processes", values: &["NUMBER"], help: "daemon processes running the application (default: 1)" },
-    Opt { name: "threads", values: &["NUMBER"], help: "request threads in each daemon process (default: 5)" },
+    Opt { name: "embedded-mode", values: &[], help: "run the application in Apache's own child processes instead of a daemon process group (the daemon-only --reload-on-changes and --request-timeout do not apply)" },
+    Opt { name: "processes", values: &["NUMBER"], help: "daemon processes running the application (default: 1); with --embedded-mode, Apache child processes" },
+    Opt { name: "threads", values: &["NUMBER"], help: "request threads in each daemon process (default: 5); with --embedded-mode, in each Apache child (prefork: processes x threads single-threaded children)" },
     Opt { name: "url-alias", values: &["URL", "PATH"], help: "serve the static file or directory PATH at URL (repeatable)" },
     Opt { name: "document-root", values: &["DIR"], help: "serve files found under DIR before handing a URL to the application" },
     Opt { name: "reload-on-changes", values: &[], help: "restart the daemon processes when a Python file the application imported changes (for development)" },
     Opt { name: "python-path", values: &["DIR"], help: "add DIR to the application's sys.path (repeatable)" },
     Opt { name: "python-home", values: &["DIR"], help: "the virtualenv the application runs in (default: $VIRTUAL_ENV when one is active)" },
-    Opt { name: "working-directory", values: &["DIR"], help: "the daemon processes' working directory, also put first on sys.path (default: the current directory)" },
+    Opt { name: "working-directory", values: &["DIR"], help: "the daemon processes' (with --embedded-mode, Apache's) working directory, also put first on sys.path (default: the current directory)" },
     Opt { name: "log-level", values: &["LEVEL"], help: "Apache's LogLevel: emerg, alert, crit, error, warn (default), notice, info, debug" },
     Opt { name: "access-log", values: &[], help: "log every request (to the terminal, or to --log-directory)" },
     Opt { name: "log-directory", values: &["DIR"], help: "write error_log (and access_log) in DIR instead of to the terminal" },
@@ -129,8 +133,8 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "server-root", values: &["DIR"], help: "where httpd.conf, apachectl and the run files go (default: /tmp/mod_wsgi-express-rs.PORT.UID)" },
     Opt { name: "setup-only", values: &[], help: "write the server root and stop there (like setup-server)" },
     Opt { name: "application-group", values: &["NAME"], help: "the Python interpreter the application runs in (default: %{GLOBAL}, the main interpreter)" },
-    Opt { name: "maximum-requests", values: &["NUMBER"], help: "replace a daemon process after this many requests (default: 0, never)" },
-    Opt { name: "request-timeout", values: &["SECONDS"], help: "restart a daemon process whose requests run longer than this (default: 60; 0 disables)" },
+    Opt { name: "maximum-requests", values: &["NUMBER"], help: "replace a daemon process after this many requests (default: 0, never); with --embedded-mode, an Apache child after this many connections" },
+    Opt { name: "request-timeout", values: &["SECONDS"], help: "restart a daemon process whose requests run longer than this (default: 60; 0 disables; not applied with --embedded-mode)" },
     Opt { name: "mpm", values: &["NAME"], help: "Apache's MPM: event (default), worker or prefork" },
 ];
 
@@ -325,6 +329,7 @@ fn apply(o: &mut Options, name: &str, mut v: Vec<String>) -> Result<(), String> 
         }
         "document-root" => o.document_root = Some(PathBuf::from(first())),
         "reload-on-changes" => o.reload_on_changes = true,
+        "embedded-mode" => o.embedded_mode = true,
         "python-path" => {
             for p in first().split(':').filter(|p| !p.is_empty()) {
                 o.python_paths.push(PathBuf::from(p));

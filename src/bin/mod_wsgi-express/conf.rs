@@ -78,6 +78,24 @@ fn mpm_sizing(mpm: Mpm, processes: u32, threads: u32) -> String {
     }
 }
 
+/// Apache's MPM sizing in embedded mode, where Apache's children run the application:
+/// `processes` children of `threads` threads (prefork: processes x threads single-threaded
+/// children), all started at once and none stopped for being idle; `maximum_requests` replaces
+/// a child after that many connections (0: never), as mod_wsgi-express does.
+fn embedded_mpm_sizing(mpm: Mpm, processes: u32, threads: u32, maximum_requests: u64) -> String {
+    let total = processes.saturating_mul(threads);
+    match mpm {
+        Mpm::Event | Mpm::Worker => format!(
+            "ServerLimit {processes}\nThreadLimit {threads}\nStartServers {processes}\nThreadsPerChild {threads}\n\
+             MaxRequestWorkers {total}\nMinSpareThreads {threads}\nMaxSpareThreads {total}\nMaxConnectionsPerChild {maximum_requests}\n"
+        ),
+        Mpm::Prefork => format!(
+            "ServerLimit {total}\nStartServers {total}\nMaxRequestWorkers {total}\nMinSpareServers 1\nMaxSpareServers {total}\n\
+             MaxConnectionsPerChild {maximum_requests}\n"
+        ),
+    }
+}
+
 /// Grants access to one file (inside its directory) or to a whole directory.
 fn grant(path: &Path, is_dir: bool) -> String {
     if is_dir {
@@ -137,7 +155,11 @@ pub fn render_httpd_conf(plan: &Plan, command_line: &str) -> String {
     }
     add("");
     add(&format!("<IfModule mpm_{}_module>", o.mpm.name()));
-    add(&mpm_sizing(o.mpm, o.processes, o.threads));
+    if o.embedded_mode {
+        add(&embedded_mpm_sizing(o.mpm, o.processes, o.threads, o.maximum_requests));
+    } else {
+        add(&mpm_sizing(o.mpm, o.processes, o.threads));
+    }
     add("</IfModule>");
     add("");
     add("<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>");
@@ -156,16 +178,37 @@ pub fn render_httpd_conf(plan: &Plan, command_line: &str) -> String {
         add(&grant(path, *is_dir));
     }
     add("");
-    // Daemon mode: one process group running the application; Apache's children only relay.
-    let group = q(&plan.group_name);
     let appgroup = q(&o.application_group);
     let mut python_path = vec![plan.working_dir.to_string_lossy().into_owned()];
     python_path.extend(plan.python_paths.iter().map(|p| p.to_string_lossy().into_owned()));
+    if o.embedded_mode {
+        // Embedded mode: Apache's children run the application themselves.
+        add("# Embedded mode: the application runs in Apache's child processes (no daemon process group).");
+        if let Some(v) = &plan.venv {
+            add(&format!("WSGIPythonHome {}", qp(v)));
+        }
+        add(&format!("WSGIPythonPath {}", q(python_path.join(":"))));
+        add("# The application is loaded when an Apache child starts, not on the first request.");
+        add(&format!("WSGIImportScript {} process-group=%{{GLOBAL}} application-group={appgroup}", qp(&plan.script)));
+        let mut alias = format!(
+            "WSGIScriptAlias {} {} process-group=%{{GLOBAL}} application-group={appgroup}",
+            q(&o.mount_point),
+            qp(&plan.script)
+        );
+        if plan.callable != "application" {
+            alias.push_str(&format!(" callable-object={}", q(&plan.callable)));
+        }
+        add(&alias);
+        add(&grant(&plan.script, false));
+        return c;
+    }
+    // Daemon mode: one process group running the application; Apache's children only relay.
+    let group = q(&plan.group_name);
     let mut daemon = format!(
         "WSGIDaemonProcess {group} processes={} threads={} display-name={} home={} python-path={}",
         o.processes,
         o.threads,
-        q(format!("(wsgi:{}:{})", plan.group_name, sys::euid())),
+        q(format!("(wsgi:{}:{})", plan.group_name, sys::process::euid())),
         qp(&plan.working_dir),
         q(python_path.join(":")),
     );
@@ -209,6 +252,7 @@ pub fn render_apachectl(plan: &Plan) -> String {
          HTTPD={APACHE_BIN}\n\
          CONF={conf}\n\
          cd {wd} || exit 1\n\
+         {lang}\
          case \"$1\" in\n\
          \x20   start|stop|restart|graceful|graceful-stop) exec \"$HTTPD\" -f \"$CONF\" -k \"$1\" ;;\n\
          \x20   configtest) exec \"$HTTPD\" -f \"$CONF\" -t ;;\n\
@@ -218,7 +262,14 @@ pub fn render_apachectl(plan: &Plan) -> String {
         root = plan.server_root.display(),
         conf = sh_quote(&conf.to_string_lossy()),
         wd = sh_quote(&wd.to_string_lossy()),
+        lang = embedded_lang(plan).map(|l| format!("LANG={}; export LANG\n", sh_quote(&l))).unwrap_or_default(),
     )
+}
+
+/// The `LANG` Apache runs with in embedded mode, where Python starts in Apache's children (a
+/// daemon process sets its own from `lang=`).
+pub fn embedded_lang(plan: &Plan) -> Option<String> {
+    plan.opts.embedded_mode.then(|| plan.locale.clone())
 }
 
 /// A shell word: single-quoted, with embedded single quotes closed and escaped.
@@ -344,7 +395,7 @@ pub fn write_server_root(plan: &Plan, command_line: &str) -> Result<(), String> 
             if !m.is_dir() {
                 return Err(format!("the server root {} exists and is not a directory; remove it or pass another --server-root", root.display()));
             }
-            if crate::plan::owner_of(root) != Some(sys::euid()) {
+            if crate::plan::owner_of(root) != Some(sys::process::euid()) {
                 return Err(format!(
                     "the server root {} belongs to another user; remove it or pass another --server-root",
                     root.display()

@@ -2,17 +2,23 @@
 //!
 //! `start-server app.wsgi` checks the application and its environment, writes a server root
 //! (httpd.conf, an apachectl script, logs), and runs Debian's Apache in the foreground with
-//! this project's module serving the application from a daemon process group. Ctrl-C stops
-//! Apache and every process it started. `module-config` and `module-location` tell an existing
-//! Apache where the module is.
+//! this project's module serving the application from a daemon process group (or, with
+//! `--embedded-mode`, from Apache's own children). Ctrl-C stops Apache and every process it
+//! started. `module-config` and `module-location` tell an existing Apache where the module is.
 //!
 //! Self-contained on purpose: the module itself is a cdylib that references Apache's symbols,
-//! so this program shares no code with it (std and libc only).
+//! so this program does not link it. It compiles in only the library's safe system-call module
+//! (src/sys, which uses nothing else of the crate) and otherwise needs std and libc.
 
 mod args;
 mod conf;
+mod os;
 mod plan;
 mod run;
+/// The library's safe wrappers of system calls (src/sys), compiled into this program too; it
+/// uses a few of them.
+#[allow(dead_code)]
+#[path = "../../sys/mod.rs"]
 mod sys;
 
 use std::io::Write;
@@ -113,12 +119,15 @@ fn serve(prog: &str, argv: &[String], opts: args::Options) -> Result<i32, String
     }
     lines.push(("Control Script", conf::apachectl_path(&plan).display().to_string()));
     lines.push(("Application", plan.app_description()));
+    let plural = |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let sizing = match (o.embedded_mode, o.mpm) {
+        (true, args::Mpm::Prefork) => plural(o.processes.saturating_mul(o.threads), "Apache child", "Apache children"),
+        (true, _) => format!("{} x {}", plural(o.processes, "Apache child", "Apache children"), plural(o.threads, "thread", "threads")),
+        (false, _) => format!("{} x {}", plural(o.processes, "process", "processes"), plural(o.threads, "thread", "threads")),
+    };
     lines.push(("Operating Mode", format!(
-        "daemon ({} process{} x {} thread{}, {} MPM{})",
-        o.processes,
-        if o.processes == 1 { "" } else { "es" },
-        o.threads,
-        if o.threads == 1 { "" } else { "s" },
+        "{} ({sizing}, {} MPM{})",
+        if o.embedded_mode { "embedded" } else { "daemon" },
         o.mpm.name(),
         match &plan.run_as {
             Some(ra) => format!(", as {}:{}", ra.user.name, ra.group),

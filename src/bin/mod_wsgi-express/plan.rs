@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::args::{AppType, Options};
-use crate::sys;
+use crate::{os, sys};
 
 pub const APACHE_BIN: &str = "/usr/sbin/apache2";
 pub const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
@@ -29,7 +29,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 /// The user and group Apache's children and the daemon processes switch to (run as root).
 #[derive(Clone, Debug)]
 pub struct RunAs {
-    pub user: sys::User,
+    pub user: os::User,
     pub group: String,
     pub gid: u32,
 }
@@ -280,24 +280,22 @@ fn locale_from_env() -> String {
 /// The user and group to run as when root: --user (default www-data), --group (default its
 /// primary group).
 fn run_as(user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, String> {
-    if sys::euid() != 0 {
-        let me = sys::user_name(sys::euid());
-        if let Some(u) = user.filter(|u| *u != me) {
+    let euid = sys::process::euid();
+    if euid != 0 {
+        // Naming the user (or group) this program runs as already is fine.
+        if let Some(u) = user.filter(|u| os::user_by_name(u).is_none_or(|found| found.uid != euid)) {
             return Err(format!(
-                "--user {u} needs root (only root can switch users); leave out --user to run as {me}, or run as root"
+                "--user {u} needs root (only root can switch users); leave out --user to run as {}, or run as root",
+                os::current_user()
             ));
         }
-        if let Some(g) = group {
-            // SAFETY: getegid has no preconditions.
-            let mine = sys::group_name(unsafe { libc::getegid() });
-            if g != mine {
-                return Err(format!("--group {g} needs root (only root can switch groups); leave out --group, or run as root"));
-            }
+        if let Some(g) = group.filter(|g| os::group_by_name(g) != Some(sys::process::egid())) {
+            return Err(format!("--group {g} needs root (only root can switch groups); leave out --group, or run as root"));
         }
         return Ok(None);
     }
     let name = user.unwrap_or("www-data");
-    let Some(u) = sys::user_by_name(name) else {
+    let Some(u) = os::user_by_name(name) else {
         return Err(format!(
             "running as root needs an unprivileged user for Apache and the application, but user '{name}' does not exist; pass --user with an existing one, e.g. --user www-data"
         ));
@@ -308,11 +306,11 @@ fn run_as(user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, Stri
         ));
     }
     let (group, gid) = match group {
-        Some(g) => match sys::group_by_name(g) {
+        Some(g) => match os::group_by_name(g) {
             Some(gid) => (g.to_string(), gid),
             None => return Err(format!("group '{g}' does not exist; pass an existing group with --group, e.g. --group www-data")),
         },
-        None => (sys::group_name(u.gid), u.gid),
+        None => (os::group_name(u.gid), u.gid),
     };
     Ok(Some(RunAs { user: u, group, gid }))
 }
@@ -329,6 +327,11 @@ pub fn resolve(mut opts: Options) -> Result<Plan, String> {
     let module = find_module()?;
     let python_version = module_python_version(&module).unwrap_or_else(|| "3.11".into());
 
+    if opts.embedded_mode && opts.reload_on_changes {
+        return Err(
+            "--reload-on-changes restarts daemon processes, and --embedded-mode runs none; leave out one of them".into(),
+        );
+    }
     safe_text("--application-group", &opts.application_group)?;
     if opts.application_group.is_empty() {
         return Err("--application-group needs a name, e.g. --application-group %{GLOBAL}".into());
@@ -417,7 +420,7 @@ pub fn resolve(mut opts: Options) -> Result<Plan, String> {
 
     let server_root = match &opts.server_root {
         Some(r) => absolute(r),
-        None => std::env::temp_dir().join(format!("mod_wsgi-express-rs.{}.{}", opts.port, sys::euid())),
+        None => std::env::temp_dir().join(format!("mod_wsgi-express-rs.{}.{}", opts.port, sys::process::euid())),
     };
     // Both go into python-path=, where ':' separates entries.
     for p in std::iter::once(&working_dir).chain(python_paths.iter()) {
@@ -484,7 +487,7 @@ pub fn resolve(mut opts: Options) -> Result<Plan, String> {
 /// One line per path the run-as user cannot reach, naming what needs it.
 fn readability_warnings(plan: &Plan) -> Vec<String> {
     let Some(ra) = &plan.run_as else { return Vec::new() };
-    let gids = sys::groups_of(&ra.user.name, ra.gid);
+    let gids = os::groups_of(&ra.user.name, ra.gid);
     let mut needs: Vec<(String, PathBuf)> = Vec::new();
     match &plan.module_entry {
         None => needs.push(("the WSGI script".into(), plan.script.clone())),
@@ -511,7 +514,7 @@ fn readability_warnings(plan: &Plan) -> Vec<String> {
     // Group by the path that blocks, so one unreadable home directory gives one line.
     let mut blocked: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for (what, path) in needs {
-        if let Some(block) = sys::inaccessible_to(&path, ra.user.uid, &gids) {
+        if let Some(block) = os::inaccessible_to(&path, ra.user.uid, &gids) {
             let entry = blocked.entry(block).or_default();
             let item = format!("{what} {}", path.display());
             if !entry.contains(&item) {

@@ -6,13 +6,12 @@
 //! be found afterwards by session id and none is left behind. This program is also the
 //! subreaper of them all, and Apache dies with it (parent-death signal) if it is killed.
 
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::conf;
 use crate::plan::{APACHE_BIN, Plan};
-use crate::sys;
+use crate::os;
 
 /// How long Apache gets to stop (its daemon processes get shutdown-timeout, 5 s, of that).
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -21,21 +20,15 @@ const STRAGGLER_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs Apache until it exits or we are told to stop; returns the exit code for this program.
 pub fn run(plan: &Plan) -> Result<i32, String> {
-    sys::catch_signals();
-    sys::become_subreaper();
+    os::catch_signals();
+    os::become_subreaper();
     let conf = conf::httpd_conf_path(plan);
     let mut cmd = Command::new(APACHE_BIN);
     cmd.arg("-f").arg(&conf).arg("-DFOREGROUND").current_dir(&plan.working_dir);
-    // SAFETY: setsid and prctl are async-signal-safe and touch only the new process.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
-            Ok(())
-        });
+    if let Some(lang) = conf::embedded_lang(plan) {
+        cmd.env("LANG", lang);
     }
+    os::in_own_session(&mut cmd);
     let child = cmd.spawn().map_err(|e| format!("cannot start {APACHE_BIN}: {e}"))?;
     let pid = child.id() as i32;
     // Reaped below with waitpid(-1): we are the subreaper of everything Apache starts.
@@ -45,7 +38,7 @@ pub fn run(plan: &Plan) -> Result<i32, String> {
     let mut asked_to_stop = false;
     let status = loop {
         let mut apache_status = None;
-        while let Some((p, st)) = sys::reap_any() {
+        while let Some((p, st)) = os::reap_any() {
             if p == pid {
                 apache_status = Some(st);
             }
@@ -53,10 +46,10 @@ pub fn run(plan: &Plan) -> Result<i32, String> {
         if let Some(st) = apache_status {
             break st;
         }
-        for sig in sys::take_signals() {
+        for sig in os::take_signals() {
             if sig == libc::SIGUSR1 {
                 // A graceful restart, like apachectl graceful.
-                sys::kill(pid, libc::SIGUSR1);
+                os::kill(pid, libc::SIGUSR1);
                 continue;
             }
             if asked_to_stop {
@@ -64,7 +57,7 @@ pub fn run(plan: &Plan) -> Result<i32, String> {
                 kill_session(pid, libc::SIGKILL);
             } else {
                 asked_to_stop = true;
-                sys::kill(pid, libc::SIGTERM);
+                os::kill(pid, libc::SIGTERM);
                 stop_deadline = Some(Instant::now() + STOP_GRACE);
             }
         }
@@ -81,14 +74,14 @@ pub fn run(plan: &Plan) -> Result<i32, String> {
     let deadline = Instant::now() + STRAGGLER_GRACE;
     let mut termed = false;
     loop {
-        while sys::reap_any().is_some() {}
-        let left = sys::session_processes(pid);
+        while os::reap_any().is_some() {}
+        let left = os::session_processes(pid);
         if left.is_empty() {
             break;
         }
         if !termed {
             for p in &left {
-                sys::kill(p.pid, libc::SIGTERM);
+                os::kill(p.pid, libc::SIGTERM);
             }
             termed = true;
         }
@@ -97,18 +90,18 @@ pub fn run(plan: &Plan) -> Result<i32, String> {
             crate::err_line(&format!("mod_wsgi-express: killing processes left after Apache stopped: {}", names.join(", ")));
             kill_session(pid, libc::SIGKILL);
             std::thread::sleep(Duration::from_millis(100));
-            while sys::reap_any().is_some() {}
+            while os::reap_any().is_some() {}
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
     // Stopped on request: success, whatever status Apache's shutdown left.
-    Ok(if asked_to_stop { 0 } else { sys::exit_code(status) })
+    Ok(if asked_to_stop { 0 } else { os::exit_code(status) })
 }
 
 fn kill_session(sid: i32, sig: i32) {
-    sys::kill(sid, sig);
-    for p in sys::session_processes(sid) {
-        sys::kill(p.pid, sig);
+    os::kill(sid, sig);
+    for p in os::session_processes(sid) {
+        os::kill(p.pid, sig);
     }
 }

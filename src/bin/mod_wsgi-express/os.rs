@@ -1,16 +1,22 @@
-//! The few operating-system calls the command needs beyond std: users and groups, permission
+//! What the command needs of the operating system beyond std: users and groups, permission
 //! checks on behalf of another user, signals, and the processes of a session.
+//!
+//! The system calls go through the library's safe module (`crate::sys`, src/sys compiled into
+//! this program) where it has them. The few it lacks are made here, each in an `unsafe` block
+//! saying why it is sound: `getgrgid_r` and `getgrouplist` (group names and memberships),
+//! `sigaction` for a handler that tells the signals apart (`sys::signal::set_flag_on` sets one
+//! flag for all of them, and SIGUSR1 must not stop the server), `PR_SET_CHILD_SUBREAPER`, and
+//! `setsid` between fork and exec (`CommandExt::pre_exec`, itself an unsafe API).
 
 use std::ffi::{CStr, CString};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
+use crate::sys::process;
 
 /// A user account from the password database.
 #[derive(Clone, Debug)]
@@ -22,55 +28,31 @@ pub struct User {
 
 /// Looks `name` up in the password database (files, NSS).
 pub fn user_by_name(name: &str) -> Option<User> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: getpwnam_r fills `pwd` with pointers into `buf`, which outlives their use here.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out);
-        if rc != 0 || out.is_null() {
-            return None;
-        }
-        Some(User { name: CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned(), uid: pwd.pw_uid, gid: pwd.pw_gid })
-    }
-}
-
-/// The name of user `uid`, or the number as text.
-pub fn user_name(uid: u32) -> String {
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: as in `user_by_name`.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out);
-        if rc != 0 || out.is_null() {
-            return uid.to_string();
-        }
-        CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned()
-    }
+    let (uid, gid) = process::user_ids(name).ok()??;
+    Some(User { name: name.to_string(), uid, gid })
 }
 
 /// The id of group `name`.
 pub fn group_by_name(name: &str) -> Option<u32> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: getgrnam_r fills `grp` with pointers into `buf`; only the id is read.
-    unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut out: *mut libc::group = std::ptr::null_mut();
-        let rc = libc::getgrnam_r(cname.as_ptr(), &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out);
-        if rc != 0 || out.is_null() {
-            return None;
-        }
-        Some(grp.gr_gid)
-    }
+    process::group_id(name).ok()?
+}
+
+/// A name for the user this program runs as, for messages: `$USER` (or `$LOGNAME`) when that
+/// user has this uid, else `uid N`.
+pub fn current_user() -> String {
+    let uid = process::euid();
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|name| matches!(process::user_ids(name), Ok(Some((u, _))) if u == uid))
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// The name of group `gid`, or the number as text.
 pub fn group_name(gid: u32) -> String {
     let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: as in `group_by_name`.
+    // SAFETY: getgrgid_r fills `grp` with pointers into `buf`, which outlives their use here;
+    // the name is read only when it reported a record. (src/sys has no gid-to-name lookup.)
     unsafe {
         let mut grp: libc::group = std::mem::zeroed();
         let mut out: *mut libc::group = std::ptr::null_mut();
@@ -89,7 +71,8 @@ pub fn groups_of(user: &str, gid: u32) -> Vec<u32> {
     loop {
         let mut groups = vec![0 as libc::gid_t; n as usize];
         let before = n;
-        // SAFETY: `groups` has room for `n` entries; getgrouplist updates `n`.
+        // SAFETY: `groups` has room for `n` entries; getgrouplist updates `n`. (src/sys has no
+        // group-membership lookup.)
         let rc = unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
         if rc >= 0 {
             groups.truncate(n as usize);
@@ -158,7 +141,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
 /// Records SIGINT, SIGTERM, SIGHUP and SIGUSR1 for [`take_signals`] instead of dying.
 pub fn catch_signals() {
     // SAFETY: the handler only does an atomic or (async-signal-safe); the struct is zeroed and
-    // then filled as sigaction expects.
+    // then filled as sigaction expects. (src/sys's set_flag_on has one flag for every signal,
+    // and this program must tell SIGUSR1, a graceful restart, from the signals that stop it.)
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_signal as *const () as usize;
@@ -176,24 +160,40 @@ pub fn take_signals() -> Vec<i32> {
     (0..32).filter(|s| bits & (1 << s) != 0).collect()
 }
 
+/// Sends `sig` to process `pid` (a pid above 0); false if it could not.
 pub fn kill(pid: i32, sig: i32) -> bool {
-    // SAFETY: plain syscall.
-    unsafe { libc::kill(pid, sig) == 0 }
+    process::kill(pid, sig).is_ok()
 }
 
 /// Makes this process the reaper of orphaned descendants, so nothing the server started
 /// escapes to init while we still run.
 pub fn become_subreaper() {
-    // SAFETY: prctl with an integer argument only sets a flag on this process.
+    // SAFETY: prctl with an integer argument only sets a flag on this process. (src/sys has
+    // no PR_SET_CHILD_SUBREAPER.)
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+/// Makes the process `cmd` starts the leader of a session of its own (so the terminal's
+/// signals reach only this program, and everything it starts can be found by session id),
+/// sent SIGTERM if this program dies.
+pub fn in_own_session(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only setsid and prctl,
+    // which are async-signal-safe and allocate nothing; it touches no state of the parent.
+    // (src/sys has no setsid, and pre_exec is an unsafe API.)
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let _ = process::set_parent_death_signal(libc::SIGTERM);
+            Ok(())
+        });
+    }
 }
 
 /// Reaps one exited child without blocking: its pid and wait status.
 pub fn reap_any() -> Option<(i32, i32)> {
-    let mut status = 0;
-    // SAFETY: waitpid writes the status into our integer.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    (pid > 0).then_some((pid, status))
+    process::waitpid(-1, libc::WNOHANG).ok().flatten()
 }
 
 /// Exit code of a process from its wait status (128 + signal when killed).
