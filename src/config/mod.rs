@@ -17,7 +17,8 @@
 //! - `alias`   — WSGIScriptAlias(Match), WSGIImportScript and the hook script directives;
 //! - `daemon`  — WSGIDaemonProcess;
 //! - `merge`   — directory/server settings, merging, effective per-request settings;
-//! - `mount`   — matching a request URI against the aliases.
+//! - `mount`   — matching a request URI against the aliases;
+//! - `proxy`   — WSGITrustedProxyHeaders / WSGITrustedProxies and the CGI rewriting they drive.
 
 mod alias;
 mod daemon;
@@ -26,6 +27,7 @@ mod groups;
 mod merge;
 mod mount;
 mod options;
+pub mod proxy;
 mod words;
 
 /// The result of parsing one directive: the error is the message Apache shows.
@@ -46,4 +48,8 @@ pub use groups::{
 };
 pub use merge::{DirSettings, Effective, ServerSettings, effective};
 pub use mount::{collapse_slashes, find_mount, match_mount};
+pub use proxy::{
+    CgiVars, IpRange, ProxyCategory, ProxyHeader, ProxyOutcome, TrustedProxies,
+    parse_trusted_proxies, parse_trusted_proxy_headers, process_proxy_headers,
+};
 pub use words::words;
