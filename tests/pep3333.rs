@@ -392,6 +392,65 @@ fn duplicate_slashes_collapse_and_https_sets_the_scheme_only() {
     }
 }
 
+/// `/env/trusted`: proxy headers believed from any peer; `/env/untrusted`: only from a proxy
+/// that is not the test client; `/env/behind`: from 127.0.0.1 (the test client) as a proxy.
+const PROXY_CONF: &str = "\
+WSGIScriptAlias /env {dir}/scripts/env.wsgi
+<Location /env/trusted>
+    WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Host X-Forwarded-Proto X-Script-Name
+</Location>
+<Location /env/untrusted>
+    WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Host X-Forwarded-Proto
+    WSGITrustedProxies 10.99.99.99
+</Location>
+<Location /env/behind>
+    WSGITrustedProxyHeaders X-Forwarded-For
+    WSGITrustedProxies 127.0.0.1 10.0.0.0/8
+</Location>
+";
+
+#[test]
+fn trusted_proxy_headers_from_trusted_and_untrusted_peers() {
+    for mpm in MODE.mpms() {
+        let a = server(MODE, mpm, &plain_and_validated("env", ENV_APP), PROXY_CONF);
+        let env_of = |path: &str, headers: &[(&str, &str)]| {
+            let mut h = headers.to_vec();
+            h.push(("Connection", "close"));
+            let r = a.request(&http_request("GET", path, &h, b""));
+            assert_eq!(r.status, 200, "[{mpm}] {path}: {r}");
+            parse_env(&r)
+        };
+        let sent = [
+            ("X-Forwarded-For", "203.0.113.5, 10.0.0.1"),
+            ("X-Forwarded-Host", "www.example.com"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Script-Name", "/prefix"),
+            ("X-Real-IP", "198.51.100.7"),
+        ];
+        // Any peer is a trusted proxy without WSGITrustedProxies.
+        let env = env_of("/env/trusted", &sent);
+        assert_eq!(env_get(&env, "REMOTE_ADDR"), "'203.0.113.5'", "[{mpm}] {env:?}");
+        assert_eq!(env_get(&env, "HTTP_HOST"), "'www.example.com'", "[{mpm}]");
+        assert_eq!(env_get(&env, "wsgi.url_scheme"), "'https'", "[{mpm}]");
+        assert_eq!(env_get(&env, "SCRIPT_NAME"), "'/prefix'", "[{mpm}]");
+        assert!(!env.contains_key("HTTP_X_REAL_IP"), "[{mpm}] a spoofed header of a trusted category is dropped: {env:?}");
+        // From a peer that is not a trusted proxy, the trusted headers are dropped, nothing is
+        // rewritten; headers of other categories stay.
+        let env = env_of("/env/untrusted", &sent);
+        assert_eq!(env_get(&env, "REMOTE_ADDR"), "'127.0.0.1'", "[{mpm}]");
+        assert_eq!(env_get(&env, "HTTP_HOST"), "'localhost'", "[{mpm}]");
+        assert_eq!(env_get(&env, "wsgi.url_scheme"), "'http'", "[{mpm}]");
+        for k in ["HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO"] {
+            assert!(!env.contains_key(k), "[{mpm}] {k} must not reach the application: {env:?}");
+        }
+        assert_eq!(env_get(&env, "HTTP_X_SCRIPT_NAME"), "'/prefix'", "[{mpm}] not a listed category");
+        // Behind trusted proxies: the chain is walked from the right past the trusted ones.
+        let env = env_of("/env/behind", &[("X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.1.2.3")]);
+        assert_eq!(env_get(&env, "REMOTE_ADDR"), "'203.0.113.9'", "[{mpm}] {env:?}");
+        MODE.stop(a);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // wsgi.input
 // ---------------------------------------------------------------------------------------------

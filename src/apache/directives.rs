@@ -140,6 +140,30 @@ pub unsafe extern "C" fn application_group(cmd: *mut ffi::cmd_parms, m: *mut c_v
     unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.application_group = Some(conf::parse_application_group(v)?))) }
 }
 
+pub unsafe extern "C" fn trusted_proxy_headers(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    // SAFETY: Apache's arguments, as said above these handlers.
+    unsafe {
+        dir_setting(cmd, m, arg, |d, _, v| {
+            d.trusted_proxy_headers.get_or_insert_with(Vec::new).extend(conf::proxy::parse_trusted_proxy_headers(v)?);
+            Ok(())
+        })
+    }
+}
+
+pub unsafe extern "C" fn trusted_proxies(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
+    // SAFETY: Apache's arguments, as said above these handlers.
+    unsafe {
+        dir_setting(cmd, m, arg, |d, _, v| {
+            let more = conf::proxy::parse_trusted_proxies(v)?;
+            match &mut d.trusted_proxies {
+                Some(list) => list.extend(more),
+                None => d.trusted_proxies = Some(more),
+            }
+            Ok(())
+        })
+    }
+}
+
 pub unsafe extern "C" fn callable_object(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
     // SAFETY: Apache's arguments, as said above these handlers.
     unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.callable_object = Some(conf::parse_callable_object(v)?))) }

@@ -42,14 +42,10 @@ fn handle(req: &Request<'_>) -> c_int {
     let cgi = build_environment(req, &eff);
     let names = Names::of(req, &eff, &cgi);
     let request_id = format!("{:x}.{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
-    // As mod_wsgi: HTTPS=on/1 in the request's environment (mod_ssl, or SetEnv behind a TLS
-    // terminator) makes the scheme https; otherwise the scheme Apache's hooks report.
-    let https = req.env("HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
-    let scheme = if https { "https".to_string() } else { String::from_utf8_lossy(req.scheme()).into_owned() };
     let call = wsgi::Call {
         cgi: &cgi.vars,
         info: RequestInfo {
-            url_scheme: if scheme.is_empty() { "http" } else { &scheme },
+            url_scheme: cgi.url_scheme,
             application_group: &names.application_group,
             callable_object: &eff.callable_object,
             script_reloading: eff.script_reloading,
@@ -103,7 +99,30 @@ fn check_target(req: &Request<'_>, eff: &Effective) -> Result<String, c_int> {
 /// The CGI variables of a request, borrowed from the request's pool.
 struct Environment<'r> {
     vars: Vec<(&'r str, &'r [u8])>,
+    /// SCRIPT_NAME as the mount gave it (before any trusted proxy header).
     script_name: &'r [u8],
+    url_scheme: &'static str,
+}
+
+/// The CGI variables as trusted proxy processing edits them: new values go into the request
+/// pool.
+struct PoolVars<'a, 'r> {
+    req: &'a Request<'r>,
+    vars: &'a mut Vec<(&'r str, &'r [u8])>,
+}
+
+impl conf::proxy::CgiVars for PoolVars<'_, '_> {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+    fn set(&mut self, name: &'static str, value: Vec<u8>) {
+        self.remove(name);
+        let v = self.req.pool_bytes(&value);
+        self.vars.push((name, v));
+    }
+    fn remove(&mut self, name: &str) {
+        self.vars.retain(|(k, _)| *k != name);
+    }
 }
 
 /// CGI variables: Apache's common set (HTTP_*, SERVER_*, REMOTE_*, DOCUMENT_ROOT, SetEnv
@@ -124,9 +143,9 @@ fn build_environment<'r>(req: &Request<'r>, eff: &Effective) -> Environment<'r> 
     let method: &[u8] = if eff.map_head_to_get == conf::MapHeadToGet::On && req.header_only() { b"GET" } else { req.method() };
     let mut cgi: Vec<(&str, &[u8])> = Vec::with_capacity(48);
     for (k, v) in req.env_entries() {
-        // As mod_wsgi: not the server's own PATH, and not HTTPS (wsgi.url_scheme says it).
+        // As mod_wsgi: not the server's own PATH.
         if let Ok(k) = std::str::from_utf8(k) {
-            if k != "PATH" && k != "HTTPS" {
+            if k != "PATH" {
                 cgi.push((k, v));
             }
         }
@@ -154,7 +173,22 @@ fn build_environment<'r>(req: &Request<'r>, eff: &Effective) -> Environment<'r> 
             cgi.push(("HTTP_AUTHORIZATION", auth));
         }
     }
-    Environment { vars: cgi, script_name }
+    // Trusted proxy headers (WSGITrustedProxyHeaders / WSGITrustedProxies) rewrite
+    // REMOTE_ADDR, HTTP_HOST, SCRIPT_NAME, HTTPS, ... for a trusted peer and are dropped from
+    // an untrusted one. Then, as mod_wsgi: HTTPS=on/1 (mod_ssl, SetEnv, a trusted proxy)
+    // decides wsgi.url_scheme, and HTTPS itself is not passed on.
+    let connection_https = req.scheme().eq_ignore_ascii_case(b"https");
+    let url_scheme = if eff.trusted_proxy_headers.is_empty() {
+        let on = cgi.iter().any(|(k, v)| *k == "HTTPS" && (v.eq_ignore_ascii_case(b"on") || *v == b"1"));
+        if on || connection_https { "https" } else { "http" }
+    } else {
+        let peer = String::from_utf8_lossy(req.client_ip()).into_owned();
+        let mut vars = PoolVars { req, vars: &mut cgi };
+        let outcome = conf::proxy::process_proxy_headers(&eff.trusted_proxy_headers, eff.trusted_proxies.as_ref(), &peer, &mut vars);
+        outcome.url_scheme(conf::proxy::CgiVars::get(&vars, "HTTPS"), connection_https)
+    };
+    cgi.retain(|(k, _)| *k != "HTTPS");
+    Environment { vars: cgi, script_name, url_scheme }
 }
 
 /// The process group (`""`: this Apache child) and application group of a request.

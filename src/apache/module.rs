@@ -39,10 +39,9 @@ macro_rules! accepted {
     ($($name:literal),* $(,)?) => { [$(raw($name, d::accepted, ANYWHERE, c"accepted for compatibility (not implemented yet)")),*] };
 }
 
-const ACCEPTED: [command_rec; 32] = accepted![
+const ACCEPTED: [command_rec; 30] = accepted![
     c"WSGIPythonOptimize", c"WSGIDontWriteBytecode", c"WSGIPythonWarnings", c"WSGIPythonHashSeed",
-    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictSignal", c"WSGIDispatchScript", c"WSGITrustedProxies",
-    c"WSGITrustedProxyHeaders", c"WSGIAccessScript", c"WSGIAuthUserScript", c"WSGIAuthGroupScript",
+    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictSignal", c"WSGIDispatchScript", c"WSGIAccessScript", c"WSGIAuthUserScript", c"WSGIAuthGroupScript",
     c"WSGIHandlerScript", c"WSGISocketRotation", c"WSGIAcceptMutex", c"WSGIDestroyInterpreter",
     c"WSGIPerInterpreterGIL", c"WSGIFreeThreading", c"WSGICaseSensitivity", c"WSGIRestrictProcess",
     c"WSGIPassApacheRequest", c"WSGIIgnoreActivity", c"WSGIServerMetrics", c"WSGISlowRequests",
@@ -50,13 +49,15 @@ const ACCEPTED: [command_rec; 32] = accepted![
     c"WSGITelemetryEndpoint", c"WSGIMaxRequestBodySize", c"WSGIStartupTimeout",
 ];
 
-const MAIN: [command_rec; 20] = [
+const MAIN: [command_rec; 22] = [
     raw(c"WSGIImportScript", d::import_script, SERVER, c"/path/to/script.wsgi process-group=NAME application-group=NAME"),
     raw(c"WSGIScriptAlias", d::script_alias, SERVER, c"URL-path /absolute/path/to/script.wsgi [options]"),
     raw(c"WSGIScriptAliasMatch", d::script_alias, SERVER, c"regex /absolute/path/to/script.wsgi [options]"),
     raw(c"WSGIDaemonProcess", d::daemon_process, SERVER, c"name [option=value ...]"),
     take1(c"WSGIProcessGroup", d::process_group, SERVER, c"name of a WSGIDaemonProcess group, or %{GLOBAL}"),
     take1(c"WSGIApplicationGroup", d::application_group, SERVER, c"application group (interpreter) name"),
+    raw(c"WSGITrustedProxyHeaders", d::trusted_proxy_headers, DIR_FILEINFO, c"proxy headers to believe, e.g. X-Forwarded-For X-Forwarded-Proto"),
+    raw(c"WSGITrustedProxies", d::trusted_proxies, DIR_FILEINFO, c"addresses or CIDR ranges of the proxies whose headers are believed"),
     take1(c"WSGICallableObject", d::callable_object, DIR_FILEINFO, c"name of the WSGI callable in the script"),
     take1(c"WSGIPassAuthorization", d::flag_setting, ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_AUTHCFG, c"On or Off"),
     take1(c"WSGIScriptReloading", d::flag_setting, DIR_FILEINFO, c"On or Off"),

@@ -230,6 +230,11 @@ impl<'r> Request<'r> {
         unsafe { (*self.conn().local_addr).port }
     }
 
+    /// The client's address (the peer, or what mod_remoteip made of it).
+    pub fn client_ip(&self) -> &'r [u8] {
+        self.field(self.rec().useragent_ip)
+    }
+
     /// The client as `ip:port`.
     pub fn client(&self) -> String {
         let rec = self.rec();

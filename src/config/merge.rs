@@ -5,6 +5,7 @@ use super::alias::{MountOptions, ScriptAlias};
 use super::daemon::DaemonProcess;
 use super::flags::MapHeadToGet;
 use super::groups::GroupSpec;
+use super::proxy::{ProxyHeader, TrustedProxies};
 
 /// Settings that may appear at server, virtual host, `<Directory>`/`<Location>` or .htaccess
 /// level. `None` means "not set here; inherit".
@@ -20,6 +21,10 @@ pub struct DirSettings {
     pub map_head_to_get: Option<MapHeadToGet>,
     pub enable_sendfile: Option<bool>,
     pub error_override: Option<bool>,
+    /// WSGITrustedProxyHeaders (repeats in one context add to the list).
+    pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
+    /// WSGITrustedProxies (repeats in one context add to the list).
+    pub trusted_proxies: Option<TrustedProxies>,
 }
 
 impl DirSettings {
@@ -38,6 +43,8 @@ impl DirSettings {
             map_head_to_get: pick(&base.map_head_to_get, &over.map_head_to_get),
             enable_sendfile: pick(&base.enable_sendfile, &over.enable_sendfile),
             error_override: pick(&base.error_override, &over.error_override),
+            trusted_proxy_headers: pick(&base.trusted_proxy_headers, &over.trusted_proxy_headers),
+            trusted_proxies: pick(&base.trusted_proxies, &over.trusted_proxies),
         }
     }
 }
@@ -55,6 +62,9 @@ pub struct Effective {
     pub map_head_to_get: MapHeadToGet,
     pub enable_sendfile: bool,
     pub error_override: bool,
+    /// Proxy headers to believe (empty: none) and from which peers (`None`: any).
+    pub trusted_proxy_headers: Vec<ProxyHeader>,
+    pub trusted_proxies: Option<TrustedProxies>,
 }
 
 impl Default for Effective {
@@ -72,6 +82,8 @@ impl Default for Effective {
             map_head_to_get: MapHeadToGet::Auto,
             enable_sendfile: false,
             error_override: false,
+            trusted_proxy_headers: Vec::new(),
+            trusted_proxies: None,
         }
     }
 }
@@ -103,6 +115,8 @@ pub fn effective(dir: &DirSettings, mount: Option<&MountOptions>) -> Effective {
         map_head_to_get: dir.map_head_to_get.unwrap_or(defaults.map_head_to_get),
         enable_sendfile: dir.enable_sendfile.unwrap_or(defaults.enable_sendfile),
         error_override: dir.error_override.unwrap_or(defaults.error_override),
+        trusted_proxy_headers: dir.trusted_proxy_headers.clone().unwrap_or_default(),
+        trusted_proxies: dir.trusted_proxies.clone(),
     }
 }
 
