@@ -218,6 +218,8 @@ mod tests {
             map_head_to_get: Some(MapHeadToGet::On),
             enable_sendfile: Some(true),
             error_override: Some(true),
+            trusted_proxy_headers: None,
+            trusted_proxies: None,
         };
         let mount = MountOptions {
             process_group: Some(named("mountgroup")),
