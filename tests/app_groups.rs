@@ -1156,3 +1156,53 @@ fn a_request_stuck_in_a_sub_interpreter_is_named_with_the_fix_and_the_process_re
     assert_ne!(after.f("pid"), before.f("pid"), "the deadlocked process was replaced");
     assert_no_crash(a, "stuck sub-interpreter");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A CPU-bound request in a sub-interpreter does not hold up the group's other requests
+// ---------------------------------------------------------------------------------------------
+
+const SPIN_APP: &str = r#"
+import time
+
+def application(environ, start_response):
+    if environ['QUERY_STRING'] == 'spin':
+        end = time.time() + 2.0
+        n = 0
+        while time.time() < end:
+            n += 1
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'done']
+"#;
+
+fn cpu_bound_neighbour_body(mpm: Mpm) {
+    let a = ApacheBuilder::new()
+        .mpm(mpm)
+        .mpm_config(&one_child(mpm, 4))
+        .script("spin.wsgi", SPIN_APP)
+        .conf(SCRIPTS_DIR)
+        .conf("WSGIScriptAlias /spin {dir}/scripts/spin.wsgi")
+        .start();
+    assert_eq!(a.get("/spin").text(), "done", "warm-up");
+    std::thread::scope(|s| {
+        let busy = s.spawn(|| a.get("/spin?spin"));
+        std::thread::sleep(Duration::from_millis(300));
+        // Same group, same process, another thread: Python's switch interval (5 ms) applies.
+        let t = Instant::now();
+        let r = a.get("/spin");
+        let took = t.elapsed();
+        assert_eq!(r.text(), "done", "[{mpm}] {r}");
+        assert!(took < Duration::from_millis(800), "[{mpm}] a quick request waited {took:?} behind a CPU-bound one in its own sub-interpreter");
+        assert_eq!(busy.join().unwrap().status, 200);
+    });
+    assert_no_crash(a, &format!("[{mpm}] cpu-bound neighbour"));
+}
+
+#[test]
+fn a_cpu_bound_request_does_not_stall_its_groups_other_requests_event() {
+    cpu_bound_neighbour_body(Mpm::Event);
+}
+
+#[test]
+fn a_cpu_bound_request_does_not_stall_its_groups_other_requests_worker() {
+    cpu_bound_neighbour_body(Mpm::Worker);
+}

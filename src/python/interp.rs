@@ -204,12 +204,21 @@ thread_local! {
 pub fn ensure_thread_state() {
     HAS_TSTATE.with(|has| {
         if !has.get() {
-            // SAFETY: Python is initialised (callers check `status()`), this thread holds no GIL
-            // (outside `Python::attach`). Ensure creates the thread state and takes the GIL; the
-            // gilstate counter stays at 1 so the state is never destroyed; SaveThread drops the GIL.
+            // Made without taking the GIL: waiting for it here as a main-interpreter thread
+            // would starve behind a CPU-bound request in a sub-interpreter (see `pool`).
+            // SAFETY: Python is initialised (callers check `status()`); PyThreadState_New needs
+            // no GIL. As this thread's first state it becomes the thread's PyGILState state,
+            // with a gilstate counter of 1, so PyGILState_Ensure/Release (pyo3's attach) reuse
+            // it and never destroy it. If the thread already had one (made by someone else),
+            // fall back to Ensure/SaveThread, which finds it.
             unsafe {
-                ffi::PyGILState_Ensure();
-                ffi::PyEval_SaveThread();
+                if ffi::PyGILState_GetThisThreadState().is_null() {
+                    ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
+                }
+                if ffi::PyGILState_GetThisThreadState().is_null() {
+                    ffi::PyGILState_Ensure();
+                    ffi::PyEval_SaveThread();
+                }
             }
             has.set(true);
         }

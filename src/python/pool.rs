@@ -112,6 +112,15 @@ impl Drop for SwapBack {
 /// tries again.
 pub fn enter<R>(group: &str, f: impl FnOnce(Python<'_>) -> R) -> Result<R, String> {
     interp::ensure_thread_state();
+    if !group.is_empty() {
+        if let Some(target) = lookup(group) {
+            let ts = this_threads_state(target);
+            if ts.is_null() {
+                return Err(format!("cannot create a thread state in interpreter '{group}'"));
+            }
+            return Ok(enter_with(ts, f));
+        }
+    }
     Python::attach(|py| {
         if group.is_empty() {
             return Ok(f(py));
@@ -120,18 +129,7 @@ pub fn enter<R>(group: &str, f: impl FnOnce(Python<'_>) -> R) -> Result<R, Strin
             Some(t) => t,
             None => create(py, group)?,
         };
-        let state = STATES.with(|s| {
-            let mut s = s.borrow_mut();
-            if let Some((_, ts)) = s.iter().find(|(i, _)| *i == target) {
-                return *ts;
-            }
-            // SAFETY: the GIL is held; the interpreter is alive (never ended while serving).
-            // The new state is kept for the life of the thread: never cleared, never reused by
-            // another thread.
-            let ts = unsafe { ffi::PyThreadState_New(target.0) };
-            s.push((target, ts));
-            ts
-        });
+        let state = this_threads_state(target);
         if state.is_null() {
             return Err(format!("cannot create a thread state in interpreter '{group}'"));
         }
@@ -140,6 +138,67 @@ pub fn enter<R>(group: &str, f: impl FnOnce(Python<'_>) -> R) -> Result<R, Strin
         // `Python::attach` releases the GIL with it.
         let _back = SwapBack(unsafe { ffi::PyThreadState_Swap(state) });
         Ok(f(py))
+    })
+}
+
+/// This thread's lasting state in interpreter `target`, made on first use (null if CPython
+/// could not make one). Needs no GIL.
+fn this_threads_state(target: InterpPtr) -> *mut ffi::PyThreadState {
+    STATES.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some((_, ts)) = s.iter().find(|(i, _)| *i == target) {
+            return *ts;
+        }
+        // SAFETY: the interpreter is alive (never ended while serving); PyThreadState_New needs
+        // no GIL (CPython's documentation; it takes the runtime's own lock to link the state).
+        // The state is kept for the life of this thread, never used by another.
+        let ts = unsafe { ffi::PyThreadState_New(target.0) };
+        if !ts.is_null() {
+            s.push((target, ts));
+        }
+        ts
+    })
+}
+
+/// Leaves a group entered by [`enter_with`]: its state current again, then the GIL released
+/// with it saved (also when unwinding).
+struct Leave(*mut ffi::PyThreadState);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        // SAFETY: the GIL is held by this thread (pyo3's attachment has ended, leaving the GIL
+        // held because it found it held); self.0 is this thread's state in the group.
+        unsafe {
+            ffi::PyThreadState_Swap(self.0);
+            ffi::PyEval_SaveThread();
+        }
+    }
+}
+
+/// Runs `f` in the interpreter of this thread's state `ts`, waiting for the GIL *as a thread
+/// of that interpreter*. On 3.11 a thread that waits for the GIL asks the holder to drop it
+/// through the waiter's own interpreter, which a thread running bytecode in another interpreter
+/// never looks at: a request waiting as a main-interpreter thread would starve behind a
+/// CPU-bound request of the group until it blocks. So: take the GIL with `ts`, switch to the
+/// thread's main state so that pyo3's attachment finds the GIL already held (PyGILState_Ensure
+/// then only counts), and switch to `ts` inside.
+fn enter_with<R>(ts: *mut ffi::PyThreadState, f: impl FnOnce(Python<'_>) -> R) -> R {
+    // SAFETY: this thread holds no GIL (callers are outside Python); ts is this thread's
+    // lasting state in a live interpreter, so PyEval_RestoreThread may take the GIL with it.
+    // The main state is this thread's (made by ensure_thread_state); swapping with the GIL held
+    // is allowed. Leave undoes both on every path.
+    let main = unsafe {
+        ffi::PyEval_RestoreThread(ts);
+        ffi::PyGILState_GetThisThreadState()
+    };
+    let _leave = Leave(ts);
+    // SAFETY: as above.
+    unsafe { ffi::PyThreadState_Swap(main) };
+    Python::attach(|py| {
+        // SAFETY: the GIL is held with `main` current; SwapBack restores `main` before pyo3's
+        // attachment ends (PyGILState_Release requires it to be current).
+        let _back = SwapBack(unsafe { ffi::PyThreadState_Swap(ts) });
+        f(py)
     })
 }
 
