@@ -639,3 +639,30 @@ fn names_group_matches_whole_words_only() {
     assert!(names_group("group 'burst' (queue-timeout)", "burst"));
     assert!(!names_group("bursting", "burst"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Without queue-timeout, a request waits for a free thread as long as socket-timeout allows
+// ---------------------------------------------------------------------------------------------
+
+/// connect-timeout bounds getting a connection, not the wait for a busy group's next free
+/// thread: with every thread busy longer than connect-timeout, the next request still gets 200.
+fn waits_past_connect_timeout(mpm: Mpm) {
+    let a = server(mpm, "slow", "processes=1 threads=1 connect-timeout=1");
+    let warm = timed_get(&a, "/probe", Instant::now());
+    assert_eq!(warm.status, 200, "[{mpm}] warm-up: {warm}\n{}", a.error_log());
+    let ts = burst(&a, &["/probe?sleep=3".to_string(), "/probe?sleep=0".to_string()]);
+    let report = table(&ts);
+    assert!(ts.iter().all(|t| t.status == 200), "[{mpm}] both must be served (no 503 after connect-timeout):\n{report}\n{}", a.error_log());
+    assert!(!a.error_log().contains("WR0121"), "[{mpm}] {}", a.error_log());
+    stop_cleanly(a);
+}
+
+#[test]
+fn without_queue_timeout_a_request_waits_past_connect_timeout_event() {
+    waits_past_connect_timeout(Mpm::Event);
+}
+
+#[test]
+fn without_queue_timeout_a_request_waits_past_connect_timeout_prefork() {
+    waits_past_connect_timeout(Mpm::Prefork);
+}

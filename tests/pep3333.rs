@@ -601,7 +601,7 @@ fn errors_and_stdout_go_to_error_log_with_client() {
         for mount in ["/errs", "/errs_v"] {
             let tag = format!("{}{}", mpm.name(), mount.replace('/', "_"));
             // One more request after the partial ones: their text must not be glued to it.
-            for q in [format!("lines-{tag}"), format!("perr-{tag}"), format!("pout-{tag}"), format!("close-{tag}"), format!("lines-after{tag}")] {
+            for q in [format!("lines-{tag}"), format!("perr-{tag}"), format!("pout-{tag}"), format!("close-{tag}"), format!("detach-{tag}"), format!("lines-after{tag}")] {
                 let r = get(&a, &format!("{mount}?{q}"));
                 assert_eq!(r.status, 200, "[{mpm}] {mount}?{q}: {r}\n{}", a.error_log());
             }

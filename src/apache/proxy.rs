@@ -80,22 +80,39 @@ enum ConnectError {
 
 /// Connects and greets; retries while the group is starting or its backlog is full.
 ///
-/// A daemon thread greets a new connection only when it is free, so once connected the wait for
-/// the greeting is queueing: it ends at `queue_deadline` when queue-timeout is set.
-/// Returns the connection and the pid of the daemon process that took it.
-fn connect(rt: &GroupRuntime, deadline: Instant, queue_deadline: Option<Instant>) -> Result<(UnixStream, i32), ConnectError> {
+/// `connect-timeout` bounds getting a connection, and waiting for a greeting while no process
+/// of the group is serving (a group that cannot start). A daemon thread greets a new connection
+/// only when it is free, so otherwise the wait for the greeting is queueing: it ends at
+/// `queue_deadline` (queue-timeout) when set, else at `greet_deadline` (socket-timeout).
+fn connect(rt: &GroupRuntime, deadline: Instant, queue_deadline: Option<Instant>, greet_deadline: Instant) -> Result<(UnixStream, i32), ConnectError> {
     let mut last;
     loop {
         match sys::socket::connect_unix_timeout(&rt.socket_path, deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))) {
             Ok(mut s) => {
-                // The greeting must come within what is left of connect-timeout (a group whose
-                // processes cannot start leaves connections unanswered in its backlog), or of
-                // queue-timeout.
-                let greet_by = queue_deadline.map_or(deadline, |q| q.min(deadline));
-                let _ = s.set_read_timeout(Some(greet_by.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))));
                 let hello = Frame::Hello { version: protocol::VERSION, secret: rt.secret.to_vec() };
                 protocol::write_frame(&mut s, &hello).map_err(|e| ConnectError::Failed(e.to_string()))?;
-                match protocol::read_frame(&mut s) {
+                let wait_until = queue_deadline.unwrap_or(greet_deadline);
+                let reply = loop {
+                    // In slices, to notice a group with no process serving.
+                    let slice = wait_until.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), Duration::from_millis(500));
+                    let _ = s.set_read_timeout(Some(slice));
+                    match protocol::read_frame(&mut s) {
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                            let now = Instant::now();
+                            if queue_deadline.is_some_and(|q| now >= q) {
+                                return Err(ConnectError::Queue);
+                            }
+                            if now >= wait_until {
+                                return Err(ConnectError::Failed("no thread of the group took the connection within socket-timeout".into()));
+                            }
+                            if now >= deadline && rt.board.snapshot().is_empty() {
+                                break Err(e);
+                            }
+                        }
+                        other => break other,
+                    }
+                };
+                match reply {
                     Ok(Some(Frame::HelloOk { pid })) => {
                         let _ = s.set_read_timeout(None);
                         // Wake the reader only once more than the 5-byte Started record is there
@@ -105,8 +122,8 @@ fn connect(rt: &GroupRuntime, deadline: Instant, queue_deadline: Option<Instant>
                     }
                     Ok(Some(Frame::Refused(m))) => return Err(ConnectError::Failed(format!("the daemon refused the connection: {m}"))),
                     Ok(other) => last = format!("unexpected handshake reply {other:?}"),
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) && queue_deadline.is_some_and(|q| Instant::now() >= q) => {
-                        return Err(ConnectError::Queue);
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        last = "no daemon process of the group is serving (see the error log for why it does not start)".into();
                     }
                     Err(e) => last = e.to_string(),
                 }
@@ -137,17 +154,13 @@ enum Relay {
     Aborted,
     /// No answer within socket-timeout; whether the head was relayed, and the process.
     Timeout(bool, i32),
-    /// Every thread of the group stayed busy until queue-timeout; the request never started.
-    QueueTimeout,
 }
 
-fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration, queue_deadline: Option<Instant>) -> Relay {
-    // Until the request starts, wait no longer than queue-timeout allows.
-    let first_wait = match queue_deadline {
-        Some(d) => d.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), socket_timeout.max(Duration::from_millis(1))),
-        None => socket_timeout,
-    };
-    let _ = c.s.set_read_timeout(Some(first_wait));
+/// Relays one request on `c`. A thread of the daemon is already dedicated to it (it greeted
+/// the new connection, or the Apache child reserved it for the pooled one), so queueing is
+/// over: only socket-timeout applies.
+fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay {
+    let _ = c.s.set_read_timeout(Some(socket_timeout));
     // Until the daemon says it started the request, a failure means it never ran: send again.
     let mut any = false;
     let mut head_sent = false;
@@ -156,21 +169,13 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration, queue_de
             Ok(Some(x)) => x,
             Ok(None) if !any => return Relay::Stale,
             Ok(None) => return if head_sent { io.abort(); Relay::Cut } else { Relay::Lost("the daemon process closed the connection before answering".into()) },
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                if !any && queue_deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Relay::QueueTimeout;
-                }
-                return Relay::Timeout(head_sent, c.pid);
-            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Relay::Timeout(head_sent, c.pid),
             Err(e) if !any && matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => return Relay::Stale,
             Err(e) => return if head_sent { io.abort(); Relay::Cut } else { Relay::Lost(format!("connection to the daemon process failed: {e}")) },
         };
         match frame {
             Frame::Started => {
                 any = true;
-                if queue_deadline.is_some() {
-                    let _ = c.s.set_read_timeout(Some(socket_timeout));
-                }
                 continue;
             }
             Frame::Retry(_) if !any => return Relay::Retry,
@@ -263,7 +268,7 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
     loop {
         let (mut s, pooled) = match take_idle(rt) {
             Some(s) => (s, true),
-            None => match connect(rt, Instant::now() + rt.spec.connect_timeout, queue_deadline) {
+            None => match connect(rt, Instant::now() + rt.spec.connect_timeout, queue_deadline, Instant::now() + socket_timeout) {
                 Ok((s, pid)) => (Conn { s, r: FrameReader::default(), idle_since: Instant::now(), pid }, false),
                 Err(ConnectError::Queue) => {
                     io.log(Severity::Error, &queue_timeout_message(rt, req.script));
@@ -278,7 +283,15 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
         // A daemon that has not received the whole request cannot have started it: a failed
         // write (a pooled connection gone stale, or a process that greeted us and then began to
         // drain) is always safe to send again.
-        let outcome = if std::io::Write::write_all(&mut s.s, &encoded).is_err() { Relay::Stale } else { relay(s, io, socket_timeout, queue_deadline) };
+        let outcome = if std::io::Write::write_all(&mut s.s, &encoded).is_err() {
+            if pooled {
+                // The thread reserved for it will not see this request.
+                rt.board.give_pid(s.pid);
+            }
+            Relay::Stale
+        } else {
+            relay(s, io, socket_timeout)
+        };
         match outcome {
             Relay::Done(kind, s) => {
                 if kind != EndKind::ClientGone {
@@ -307,10 +320,6 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
                 return super::ffi::OK;
             }
             Relay::ClientGone | Relay::Aborted => return super::ffi::OK,
-            Relay::QueueTimeout => {
-                io.log(Severity::Error, &queue_timeout_message(rt, req.script));
-                return super::ffi::HTTP_GATEWAY_TIME_OUT;
-            }
             Relay::Timeout(head_sent, pid) => {
                 io.log(Severity::Error, &format!("{}: no answer for {}s from daemon process {pid} of group '{name}' (socket-timeout) for '{}'", codes::DAEMON_DIED, socket_timeout.as_secs(), req.script));
                 if head_sent {

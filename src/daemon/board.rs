@@ -100,6 +100,28 @@ impl<C: AsRef<[AtomicI32]>> Board<C> {
         }
     }
 
+    /// Gives back a thread reserved on process `pid` for a request that was never sent.
+    pub fn give_pid(&self, pid: i32) {
+        if let Some((_, _, free)) = self.slots().find(|(_, p, _)| p.load(Ordering::Acquire) == pid) {
+            free.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Sets the slot's free count to `threads` unless the process is closed (draining): the
+    /// process found itself idle, so no thread is busy or promised whatever the count says (a
+    /// reservation whose request never arrived would otherwise be lost for good).
+    pub fn reset(&self, slot: usize, threads: i32) {
+        if let Some(f) = self.free_of(slot) {
+            let mut now = f.load(Ordering::Acquire);
+            while now > CLOSED / 2 && now != threads {
+                match f.compare_exchange_weak(now, threads, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(v) => now = v,
+                }
+            }
+        }
+    }
+
     /// A thread of the process takes one of its free threads for a new connection, if one is
     /// free (none may be: Apache children reserved them for requests already on their way).
     pub fn try_take(&self, slot: usize) -> bool {
@@ -179,7 +201,18 @@ mod tests {
         assert_eq!(b.reserve(200), Reservation::Busy);
         b.give(c);
         assert_eq!(b.free(c), 1);
-        assert_eq!(b.snapshot(), vec![(100, 0), (200, 1)]);
+        // A reservation whose request never went out is given back by pid.
+        assert_eq!(b.reserve(200), Reservation::Reserved);
+        b.give_pid(200);
+        assert_eq!(b.free(c), 1);
+        // An idle process resets a count that lost a thread; a closed one stays closed.
+        b.reserve(200);
+        b.reset(c, 1);
+        assert_eq!(b.free(c), 1);
+        b.close(c);
+        b.reset(c, 1);
+        assert_eq!(b.reserve(200), Reservation::Busy);
+        assert_eq!(b.snapshot(), vec![(100, 0), (200, CLOSED)]);
     }
 
     #[test]

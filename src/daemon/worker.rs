@@ -173,6 +173,7 @@ impl Dispatcher {
         if let Some(s) = st.slot {
             st.rt.board.give(s);
         }
+        std::sync::atomic::fence(Ordering::SeqCst);
         self.unpark(st);
     }
 
@@ -191,6 +192,8 @@ impl Dispatcher {
                 return None;
             }
             let Ok(Some(token)) = self.epoll.wait_one(Duration::from_millis(200)) else {
+                // A wake-up missed between parking and a thread coming free costs at most this.
+                self.unpark(st);
                 continue;
             };
             if token == LISTEN {
@@ -198,7 +201,8 @@ impl Dispatcher {
                     if !st.rt.board.try_take(s) {
                         // Every free thread is promised to a pooled request: accept nothing
                         // until one comes free (checked again here in case one just did).
-                        self.parked.store(true, Ordering::Release);
+                        self.parked.store(true, Ordering::SeqCst);
+                        std::sync::atomic::fence(Ordering::SeqCst);
                         self.unpark(st);
                         continue;
                     }
@@ -564,7 +568,14 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
             st.drain(RestartReason::Shutdown);
         }
         if !st.draining.load(Ordering::SeqCst) {
-            if let Some(reason) = control::check(&limits, &st.activity(), Instant::now()) {
+            // Idle for a while: no thread is busy or promised, whatever the board says.
+            let a = st.activity();
+            if let Some(slot) = st.slot {
+                if a.active == 0 && a.last_activity.elapsed() > Duration::from_secs(2) {
+                    rt.board.reset(slot, spec.threads.max(1) as i32);
+                }
+            }
+            if let Some(reason) = control::check(&limits, &a, Instant::now()) {
                 if let RestartReason::RequestTimeout(t) = reason {
                     timed_out = true;
                     dump_stacks();

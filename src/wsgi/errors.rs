@@ -63,7 +63,9 @@ thread_local! {
     /// This thread's `wsgi.errors` per interpreter, reused request after request (creating an
     /// `io.TextIOWrapper` per request would cost more than the rest of a small request's
     /// environ). Each entry is only ever used with its own interpreter's thread state current.
-    static STREAMS: RefCell<Vec<(usize, Py<Errors>, Py<PyAny>)>> = const { RefCell::new(Vec::new()) };
+    /// Never dropped: at thread exit pyo3 would defer the release to whichever interpreter
+    /// attaches next, the wrong one for most of these objects.
+    static STREAMS: std::mem::ManuallyDrop<RefCell<Vec<(usize, Py<Errors>, Py<PyAny>)>>> = const { std::mem::ManuallyDrop::new(RefCell::new(Vec::new())) };
 }
 
 /// `wsgi.errors` for a request of `core` on this thread: the binary log stream (pointed at the
@@ -75,7 +77,9 @@ pub fn request_stream<'py>(py: Python<'py>, core: &Core) -> PyResult<(Py<Errors>
     let cached = STREAMS.with(|c| c.borrow().iter().find(|(i, _, _)| *i == id).map(|(_, e, w)| (e.clone_ref(py), w.clone_ref(py))));
     if let Some((errors, wrapper)) = cached {
         let wrapper = wrapper.into_bound(py);
-        if !wrapper.getattr(pyo3::intern!(py, "closed"))?.is_truthy()? {
+        // A wrapper the application detached (reading `closed` raises) or closed is replaced.
+        let usable = wrapper.getattr(pyo3::intern!(py, "closed")).and_then(|c| c.is_truthy()).is_ok_and(|closed| !closed);
+        if usable {
             *errors.get().core.lock().unwrap_or_else(|e| e.into_inner()) = Some(core.clone());
             return Ok((errors, wrapper));
         }
@@ -130,10 +134,22 @@ impl Errors {
         }
     }
 
-    fn push(&self, text: &str) {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        p.push_str(text);
-        drain_lines(&mut p, |l| self.emit(l));
+    fn push(&self, py: Python<'_>, text: &str) {
+        let mut lines = Vec::new();
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.push_str(text);
+            drain_lines(&mut p, |l| lines.push(l.to_string()));
+        }
+        if !lines.is_empty() {
+            // Logging takes the request's lock, which its own thread may hold through a slow
+            // client write: never wait for it with the GIL held.
+            py.detach(|| {
+                for l in &lines {
+                    self.emit(l);
+                }
+            });
+        }
     }
 
     /// Logs a partial last line, if any.
@@ -180,7 +196,7 @@ macro_rules! log_stream_methods {
 log_stream_methods! { Errors {
     fn write(&self, s: &Bound<'_, PyAny>) -> PyResult<usize> {
         let (text, n) = text_of(s)?;
-        self.push(&text);
+        self.push(s.py(), &text);
         Ok(n)
     }
 
@@ -214,7 +230,7 @@ log_stream_methods! { ProcessLog {
         let (text, n) = text_of(s)?;
         let routed = CURRENT.with(|c| match c.borrow().as_ref() {
             Some(e) => {
-                e.bind(py).get().push(&text);
+                e.bind(py).get().push(py, &text);
                 true
             }
             None => false,

@@ -343,6 +343,9 @@ def application(environ, start_response):
         err.write('before-close-%s\n' % tag)
         if not VALIDATED:
             err.close()
+    if mode == 'detach' and not VALIDATED:
+        # Nor must detaching it.
+        err.detach()
     if mode == 'perr':
         err.write('partial-errors-%s' % tag)
     elif mode == 'pout':
