@@ -199,6 +199,76 @@ pub fn group_id(name: &str) -> io::Result<Option<libc::gid_t>> {
     }
 }
 
+/// A group's name, `None` if there is no group `gid`.
+pub fn group_name(gid: libc::gid_t) -> io::Result<Option<String>> {
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        let mut gr = MaybeUninit::<libc::group>::uninit();
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: getgrgid_r fills our group record, keeping its strings in our buffer of
+        // buf.len() bytes, and sets `found` to the record or to null.
+        let rc = unsafe { libc::getgrgid_r(gid, gr.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut found) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if found.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: found points at our record; gr_name is a NUL-terminated string in buf, which
+        // is alive here.
+        return Ok(Some(unsafe { CStr::from_ptr((*found).gr_name) }.to_string_lossy().into_owned()));
+    }
+}
+
+/// Every group `user` belongs to, with `gid` (its primary group) among them.
+pub fn group_list(user: &str, gid: libc::gid_t) -> io::Result<Vec<libc::gid_t>> {
+    let cname = CString::new(user).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name with a NUL byte"))?;
+    let mut n: libc::c_int = 64;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let room = n;
+        // SAFETY: `groups` has room for `n` entries; getgrouplist writes at most that many and
+        // sets `n` to the number it found.
+        let rc = unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if rc >= 0 {
+            groups.truncate(n.max(0) as usize);
+            return Ok(groups);
+        }
+        n = if n > room { n } else { room * 2 };
+        if n > 65536 {
+            return Err(io::Error::other("too many groups"));
+        }
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants (PR_SET_CHILD_SUBREAPER).
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer by value.
+    unsafe { syscall!(prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong)) }?;
+    Ok(())
+}
+
+/// Makes a command start as the leader of a new session (`setsid` between fork and exec), sent
+/// `death_signal` when this process dies.
+pub fn spawn_in_own_session(cmd: &mut std::process::Command, death_signal: libc::c_int) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls only setsid and prctl,
+    // which are async-signal-safe and allocate nothing; it touches no state of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong);
+            Ok(())
+        });
+    }
+}
+
 /// Puts this process in a new process group of its own (`setpgid(0, 0)`).
 pub fn set_own_process_group() -> io::Result<()> {
     // SAFETY: setpgid takes no pointers.

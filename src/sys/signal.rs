@@ -37,6 +37,38 @@ pub fn set_flag_on(signals: &[libc::c_int], flag: &'static AtomicBool) -> io::Re
     Ok(())
 }
 
+/// Signals received (one bit per signal number below 32) by handlers [`record_on`] installed.
+static RECORDED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn record(sig: libc::c_int) {
+    if (0..32).contains(&sig) {
+        RECORDED.fetch_or(1 << sig, Ordering::SeqCst);
+    }
+}
+
+/// Makes each of `signals` be recorded (SA_RESTART) for [`take_recorded`] to tell them apart.
+pub fn record_on(signals: &[libc::c_int]) -> io::Result<()> {
+    let handler: extern "C" fn(libc::c_int) = record;
+    // SAFETY: sigaction is plain data; all-zero is a valid value, the fields that matter are set
+    // below.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = handler as libc::sighandler_t;
+    sa.sa_flags = libc::SA_RESTART;
+    sa.sa_mask = SigSet::empty().0;
+    for &sig in signals {
+        // SAFETY: sigaction reads our struct; the handler only does an atomic or
+        // (async-signal-safe) and never unwinds.
+        unsafe { syscall!(sigaction(sig, &sa, std::ptr::null_mut())) }?;
+    }
+    Ok(())
+}
+
+/// The signals recorded since the last call, in numeric order.
+pub fn take_recorded() -> Vec<libc::c_int> {
+    let bits = RECORDED.swap(0, Ordering::SeqCst);
+    (0..32).filter(|s| bits & (1 << s) != 0).collect()
+}
+
 fn set_disposition(sig: libc::c_int, disposition: libc::sighandler_t) -> io::Result<()> {
     // SAFETY: SIG_IGN and SIG_DFL are not handlers: no code of ours runs on the signal.
     if unsafe { libc::signal(sig, disposition) } == libc::SIG_ERR {

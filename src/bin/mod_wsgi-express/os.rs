@@ -2,19 +2,12 @@
 //! checks on behalf of another user, signals, and the processes of a session.
 //!
 //! The system calls go through the library's safe module (`crate::sys`, src/sys compiled into
-//! this program) where it has them. The few it lacks are made here, each in an `unsafe` block
-//! saying why it is sound: `getgrgid_r` and `getgrouplist` (group names and memberships),
-//! `sigaction` for a handler that tells the signals apart (`sys::signal::set_flag_on` sets one
-//! flag for all of them, and SIGUSR1 must not stop the server), `PR_SET_CHILD_SUBREAPER`, and
-//! `setsid` between fork and exec (`CommandExt::pre_exec`, itself an unsafe API).
+//! this program).
 
-use std::ffi::{CStr, CString};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::sys::process;
 
@@ -50,41 +43,12 @@ pub fn current_user() -> String {
 
 /// The name of group `gid`, or the number as text.
 pub fn group_name(gid: u32) -> String {
-    let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: getgrgid_r fills `grp` with pointers into `buf`, which outlives their use here;
-    // the name is read only when it reported a record. (src/sys has no gid-to-name lookup.)
-    unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut out: *mut libc::group = std::ptr::null_mut();
-        let rc = libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out);
-        if rc != 0 || out.is_null() {
-            return gid.to_string();
-        }
-        CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned()
-    }
+    process::group_name(gid).ok().flatten().unwrap_or_else(|| gid.to_string())
 }
 
 /// Every group `user` is in (its primary group `gid` included).
 pub fn groups_of(user: &str, gid: u32) -> Vec<u32> {
-    let Ok(cname) = CString::new(user) else { return vec![gid] };
-    let mut n: libc::c_int = 64;
-    loop {
-        let mut groups = vec![0 as libc::gid_t; n as usize];
-        let before = n;
-        // SAFETY: `groups` has room for `n` entries; getgrouplist updates `n`. (src/sys has no
-        // group-membership lookup.)
-        let rc = unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
-        if rc >= 0 {
-            groups.truncate(n as usize);
-            return groups;
-        }
-        if n <= before {
-            n = before * 2;
-        }
-        if n > 65536 {
-            return vec![gid];
-        }
-    }
+    process::group_list(user, gid).unwrap_or_else(|_| vec![gid])
 }
 
 /// Why `who` cannot use `path`: the first path component it cannot search, or the target
@@ -129,35 +93,14 @@ pub fn inaccessible_to(path: &Path, uid: u32, gids: &[u32]) -> Option<PathBuf> {
 // Signals
 // ---------------------------------------------------------------------------------------------
 
-/// Signals received and not yet handled, one bit per signal number.
-static PENDING: AtomicU32 = AtomicU32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    if (0..32).contains(&sig) {
-        PENDING.fetch_or(1 << sig, Ordering::SeqCst);
-    }
-}
-
 /// Records SIGINT, SIGTERM, SIGHUP and SIGUSR1 for [`take_signals`] instead of dying.
 pub fn catch_signals() {
-    // SAFETY: the handler only does an atomic or (async-signal-safe); the struct is zeroed and
-    // then filled as sigaction expects. (src/sys's set_flag_on has one flag for every signal,
-    // and this program must tell SIGUSR1, a graceful restart, from the signals that stop it.)
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
+    let _ = crate::sys::signal::record_on(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1]);
 }
 
 /// The signals received since the last call.
 pub fn take_signals() -> Vec<i32> {
-    let bits = PENDING.swap(0, Ordering::SeqCst);
-    (0..32).filter(|s| bits & (1 << s) != 0).collect()
+    crate::sys::signal::take_recorded()
 }
 
 /// Sends `sig` to process `pid` (a pid above 0); false if it could not.
@@ -168,27 +111,14 @@ pub fn kill(pid: i32, sig: i32) -> bool {
 /// Makes this process the reaper of orphaned descendants, so nothing the server started
 /// escapes to init while we still run.
 pub fn become_subreaper() {
-    // SAFETY: prctl with an integer argument only sets a flag on this process. (src/sys has
-    // no PR_SET_CHILD_SUBREAPER.)
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let _ = process::become_subreaper();
 }
 
 /// Makes the process `cmd` starts the leader of a session of its own (so the terminal's
 /// signals reach only this program, and everything it starts can be found by session id),
 /// sent SIGTERM if this program dies.
 pub fn in_own_session(cmd: &mut Command) {
-    // SAFETY: the closure runs in the forked child before exec and calls only setsid and prctl,
-    // which are async-signal-safe and allocate nothing; it touches no state of the parent.
-    // (src/sys has no setsid, and pre_exec is an unsafe API.)
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let _ = process::set_parent_death_signal(libc::SIGTERM);
-            Ok(())
-        });
-    }
+    process::spawn_in_own_session(cmd, libc::SIGTERM);
 }
 
 /// Reaps one exited child without blocking: its pid and wait status.
