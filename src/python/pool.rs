@@ -48,7 +48,7 @@
 //! separate module state, `sys.modules` differs, `%{GLOBAL}` is the main interpreter.
 
 use std::cell::RefCell;
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -66,10 +66,9 @@ unsafe impl Send for InterpPtr {}
 /// Sub-interpreters by application group name, in creation order.
 static SUBS: Mutex<Vec<(String, InterpPtr)>> = Mutex::new(Vec::new());
 
-/// Serialises creating interpreters (a flag and a condition variable, so it can be waited for
-/// with the GIL released and held while Python runs the new interpreter's set-up).
-static CREATING: Mutex<bool> = Mutex::new(false);
-static CREATING_DONE: Condvar = Condvar::new();
+/// Serialises creating interpreters (waited for with the GIL released, held while Python runs
+/// the new interpreter's set-up).
+static CREATING: super::PyExclusive = super::PyExclusive::new();
 
 thread_local! {
     /// This thread's lasting thread state in each sub-interpreter it has entered.
@@ -202,33 +201,10 @@ fn enter_with<R>(ts: *mut ffi::PyThreadState, f: impl FnOnce(Python<'_>) -> R) -
     })
 }
 
-/// Holds the creation lock until dropped.
-struct CreateGuard;
-
-impl CreateGuard {
-    fn acquire(py: Python<'_>) -> CreateGuard {
-        py.detach(|| {
-            let mut busy = CREATING.lock().unwrap_or_else(|e| e.into_inner());
-            while *busy {
-                busy = CREATING_DONE.wait(busy).unwrap_or_else(|e| e.into_inner());
-            }
-            *busy = true;
-        });
-        CreateGuard
-    }
-}
-
-impl Drop for CreateGuard {
-    fn drop(&mut self) {
-        *CREATING.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        CREATING_DONE.notify_all();
-    }
-}
-
 /// Creates the sub-interpreter for `name` (unless another thread just did). Called with the GIL
 /// held and this thread's main-interpreter state current; returns with the same state current.
 fn create(py: Python<'_>, name: &str) -> Result<InterpPtr, String> {
-    let _guard = CreateGuard::acquire(py);
+    let _guard = CREATING.acquire(py);
     if let Some(t) = lookup(name) {
         return Ok(t);
     }

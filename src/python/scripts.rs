@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyModule};
@@ -23,34 +23,9 @@ struct Loaded {
 
 /// Scripts loaded in this process, by (application group, path).
 static LOADED: Mutex<Option<HashMap<(String, String), Loaded>>> = Mutex::new(None);
-/// Serialises executing scripts so that concurrent first requests run a script once. A flag and
-/// a condition variable rather than a guard, so it can be taken with the GIL released and held
-/// while Python runs.
-static LOADING: Mutex<bool> = Mutex::new(false);
-static LOADING_DONE: Condvar = Condvar::new();
-
-/// Holds the load lock until dropped.
-struct LoadGuard;
-
-impl LoadGuard {
-    fn acquire(py: Python<'_>) -> LoadGuard {
-        py.detach(|| {
-            let mut busy = LOADING.lock().unwrap_or_else(|e| e.into_inner());
-            while *busy {
-                busy = LOADING_DONE.wait(busy).unwrap_or_else(|e| e.into_inner());
-            }
-            *busy = true;
-        });
-        LoadGuard
-    }
-}
-
-impl Drop for LoadGuard {
-    fn drop(&mut self) {
-        *LOADING.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        LOADING_DONE.notify_one();
-    }
-}
+/// Serialises executing scripts so that concurrent first requests run a script once (waited for
+/// with the GIL released, held while Python runs the script).
+static LOADING: super::PyExclusive = super::PyExclusive::new();
 
 /// Why no application callable could be had.
 #[derive(Debug)]
@@ -144,7 +119,7 @@ pub fn application<'py>(
         Some(m) => m,
         None => {
             // Wait for the load lock without the GIL, so a thread that holds it can progress.
-            let _guard = LoadGuard::acquire(py);
+            let _guard = LOADING.acquire(py);
             match cached(py, group, path, mtime, reloading) {
                 Some(m) => m,
                 None => {

@@ -149,16 +149,18 @@ pub fn set_uid(uid: libc::uid_t) -> io::Result<()> {
     Ok(())
 }
 
-/// A user's uid and primary gid, `None` if there is no such user.
-pub fn user_ids(name: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t)>> {
-    let Ok(cname) = CString::new(name) else { return Ok(None) };
+/// Calls one of the reentrant database lookups (`getpwnam_r`, `getgrnam_r`, `getgrgid_r`)
+/// with a buffer that grows while the C library says it is too small; `read` takes what it
+/// needs from the record found (`None`: no such entry).
+fn db_lookup<R, T>(
+    mut call: impl FnMut(*mut R, &mut [libc::c_char], &mut *mut R) -> libc::c_int,
+    read: impl FnOnce(&R) -> T,
+) -> io::Result<Option<T>> {
     let mut buf: Vec<libc::c_char> = vec![0; 1024];
     loop {
-        let mut pw = MaybeUninit::<libc::passwd>::uninit();
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: getpwnam_r fills our passwd record, keeping its strings in our buffer of
-        // buf.len() bytes, and sets `found` to the record or to null.
-        let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), pw.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut found) };
+        let mut rec = MaybeUninit::<R>::uninit();
+        let mut found: *mut R = std::ptr::null_mut();
+        let rc = call(rec.as_mut_ptr(), &mut buf, &mut found);
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 2, 0);
             continue;
@@ -166,62 +168,41 @@ pub fn user_ids(name: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t)>> {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        if found.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: found is non-null, so it points at our record, which getpwnam_r filled.
-        return Ok(Some(unsafe { ((*found).pw_uid, (*found).pw_gid) }));
+        // SAFETY: a non-null `found` points at our record, which the call filled; the strings
+        // it points to are in `buf`, alive until we return.
+        return Ok(unsafe { found.as_ref() }.map(read));
     }
+}
+
+/// A user's uid and primary gid, `None` if there is no such user.
+pub fn user_ids(name: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t)>> {
+    let Ok(cname) = CString::new(name) else { return Ok(None) };
+    db_lookup(
+        // SAFETY: getpwnam_r fills our record, keeping its strings in our buffer of buf.len()
+        // bytes, and sets `found` to the record or to null.
+        |rec, buf, found| unsafe { libc::getpwnam_r(cname.as_ptr(), rec, buf.as_mut_ptr(), buf.len(), found) },
+        |pw: &libc::passwd| (pw.pw_uid, pw.pw_gid),
+    )
 }
 
 /// A group's gid, `None` if there is no such group.
 pub fn group_id(name: &str) -> io::Result<Option<libc::gid_t>> {
     let Ok(cname) = CString::new(name) else { return Ok(None) };
-    let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    loop {
-        let mut gr = MaybeUninit::<libc::group>::uninit();
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: getgrnam_r fills our group record, keeping its strings in our buffer of
-        // buf.len() bytes, and sets `found` to the record or to null.
-        let rc = unsafe { libc::getgrnam_r(cname.as_ptr(), gr.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut found) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if found.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: found is non-null, so it points at our record, which getgrnam_r filled.
-        return Ok(Some(unsafe { (*found).gr_gid }));
-    }
+    db_lookup(
+        // SAFETY: as in user_ids, with getgrnam_r and a group record.
+        |rec, buf, found| unsafe { libc::getgrnam_r(cname.as_ptr(), rec, buf.as_mut_ptr(), buf.len(), found) },
+        |gr: &libc::group| gr.gr_gid,
+    )
 }
 
 /// A group's name, `None` if there is no group `gid`.
 pub fn group_name(gid: libc::gid_t) -> io::Result<Option<String>> {
-    let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    loop {
-        let mut gr = MaybeUninit::<libc::group>::uninit();
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: getgrgid_r fills our group record, keeping its strings in our buffer of
-        // buf.len() bytes, and sets `found` to the record or to null.
-        let rc = unsafe { libc::getgrgid_r(gid, gr.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut found) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if found.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: found points at our record; gr_name is a NUL-terminated string in buf, which
-        // is alive here.
-        return Ok(Some(unsafe { CStr::from_ptr((*found).gr_name) }.to_string_lossy().into_owned()));
-    }
+    db_lookup(
+        // SAFETY: as in user_ids, with getgrgid_r and a group record.
+        |rec, buf, found| unsafe { libc::getgrgid_r(gid, rec, buf.as_mut_ptr(), buf.len(), found) },
+        // SAFETY: gr_name is a NUL-terminated string in the lookup's buffer, alive during `read`.
+        |gr: &libc::group| unsafe { CStr::from_ptr(gr.gr_name) }.to_string_lossy().into_owned(),
+    )
 }
 
 /// Every group `user` belongs to, with `gid` (its primary group) among them.

@@ -22,7 +22,13 @@ extern "C" fn set_flag(_: libc::c_int) {
 /// call replaces it for every signal installed this way.
 pub fn set_flag_on(signals: &[libc::c_int], flag: &'static AtomicBool) -> io::Result<()> {
     FLAG.store((flag as *const AtomicBool).cast_mut(), Ordering::SeqCst);
-    let handler: extern "C" fn(libc::c_int) = set_flag;
+    install(signals, set_flag)
+}
+
+/// Installs `handler` for each of `signals` (SA_RESTART, nothing extra blocked). Only for the
+/// handlers of this module, which do nothing but atomic operations (async-signal-safe) and
+/// never unwind.
+fn install(signals: &[libc::c_int], handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
     // SAFETY: sigaction is plain data; all-zero is a valid value, the fields that matter are set
     // below.
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -30,8 +36,8 @@ pub fn set_flag_on(signals: &[libc::c_int], flag: &'static AtomicBool) -> io::Re
     sa.sa_flags = libc::SA_RESTART;
     sa.sa_mask = SigSet::empty().0;
     for &sig in signals {
-        // SAFETY: sigaction reads our sigaction struct; the handler it installs is set_flag,
-        // which is async-signal-safe and never unwinds.
+        // SAFETY: sigaction reads our sigaction struct; the handler is one of this module's,
+        // async-signal-safe as said above.
         unsafe { syscall!(sigaction(sig, &sa, std::ptr::null_mut())) }?;
     }
     Ok(())
@@ -48,19 +54,7 @@ extern "C" fn record(sig: libc::c_int) {
 
 /// Makes each of `signals` be recorded (SA_RESTART) for [`take_recorded`] to tell them apart.
 pub fn record_on(signals: &[libc::c_int]) -> io::Result<()> {
-    let handler: extern "C" fn(libc::c_int) = record;
-    // SAFETY: sigaction is plain data; all-zero is a valid value, the fields that matter are set
-    // below.
-    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-    sa.sa_sigaction = handler as libc::sighandler_t;
-    sa.sa_flags = libc::SA_RESTART;
-    sa.sa_mask = SigSet::empty().0;
-    for &sig in signals {
-        // SAFETY: sigaction reads our struct; the handler only does an atomic or
-        // (async-signal-safe) and never unwinds.
-        unsafe { syscall!(sigaction(sig, &sa, std::ptr::null_mut())) }?;
-    }
-    Ok(())
+    install(signals, record)
 }
 
 /// The signals recorded since the last call, in numeric order.
