@@ -21,10 +21,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::apps::rewrite_script;
@@ -795,100 +792,9 @@ fn output_and_request_io_in_a_daemon_sub_interpreter() {
 // Two Django projects in one VirtualHost, one process
 // ---------------------------------------------------------------------------------------------
 
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-fn add_mode_bits(path: &Path, bits: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(md) = fs::metadata(path) {
-        let mode = md.permissions().mode() & 0o7777;
-        if mode & bits != bits {
-            let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode | bits));
-        }
-    }
-}
-
-/// The venv's own interpreter imports django and reports the venv as its prefix.
-fn django_venv_is_valid(venv: &Path) -> Result<(), String> {
-    let py = venv.join("bin/python");
-    if !venv.join("pyvenv.cfg").is_file() || !py.exists() {
-        return Err("no pyvenv.cfg or bin/python".into());
-    }
-    let (ok, out) = run(Command::new(&py).args(["-c", "import sys, django; print(sys.prefix)"]));
-    if !ok {
-        return Err(out);
-    }
-    if out.trim() != venv.to_string_lossy() {
-        return Err(format!("sys.prefix {:?} is not {}", out.trim(), venv.display()));
-    }
-    Ok(())
-}
-
-unsafe extern "C" {
-    fn flock(fd: i32, operation: i32) -> i32;
-}
-const LOCK_EX: i32 = 2;
-
-/// Creates (or reuses) `target/itest-venv-django` with Django from the package index; returns
-/// its canonical path. Serialised across test processes with a lock file (nextest runs each
-/// test in a process of its own).
+/// `target/itest-venv-django` with Django from the package index.
 fn django_venv() -> PathBuf {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        use std::os::fd::AsRawFd;
-        let target = manifest_dir().join("target");
-        fs::create_dir_all(&target).unwrap();
-        let target = fs::canonicalize(&target).unwrap();
-        let venv = target.join("itest-venv-django");
-        let lock_path = target.join("itest-venv-django.lock");
-        let lock = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
-        // SAFETY: plain syscall on a descriptor we own; released when `lock` is closed.
-        let rc = unsafe { flock(lock.as_raw_fd(), LOCK_EX) };
-        assert_eq!(rc, 0, "flock {}", lock_path.display());
-        if let Err(why) = django_venv_is_valid(&venv) {
-            if venv.exists() {
-                eprintln!("app_groups: rebuilding {} ({})", venv.display(), why.trim());
-                fs::remove_dir_all(&venv).unwrap_or_else(|e| panic!("rm -rf {}: {e}", venv.display()));
-            }
-            let (ok, out) = run(Command::new(PYTHON).args(["-m", "venv"]).arg(&venv));
-            assert!(ok, "`{PYTHON} -m venv {}` failed:\n{out}", venv.display());
-            let (ok, out) = run(
-                Command::new(venv.join("bin/python"))
-                    .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "django"])
-                    .env("PIP_NO_INPUT", "1"),
-            );
-            if !ok {
-                let _ = fs::remove_dir_all(&venv);
-                panic!("`pip install django` into {} failed:\n{out}", venv.display());
-            }
-            if let Err(why) = django_venv_is_valid(&venv) {
-                panic!("the new virtualenv {} does not work: {why}\npip said:\n{out}", venv.display());
-            }
-        }
-        // Readable by the server user (www-data when the tests run as root).
-        let (ok, out) = run(Command::new("chmod").args(["-R", "o+rX"]).arg(&venv));
-        assert!(ok, "chmod -R o+rX {}: {out}", venv.display());
-        let mut cur = venv.parent();
-        while let Some(p) = cur {
-            if p == Path::new("/") || p.as_os_str().is_empty() {
-                break;
-            }
-            add_mode_bits(p, 0o001);
-            cur = p.parent();
-        }
-        drop(lock);
-        venv
-    })
-    .clone()
+    common::venv::pip_venv("itest-venv-django", &["django"], "django")
 }
 
 const DJANGO_SETTINGS: &str = r#"

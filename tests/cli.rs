@@ -355,41 +355,8 @@ fn progress(stdout: &str, name: &str) -> Option<String> {
 // Virtualenv with Flask (the one tests/flask_venv.rs makes, or one made the same way)
 // ---------------------------------------------------------------------------------------------
 
-fn venv_imports_flask(venv: &Path) -> bool {
-    venv.join("pyvenv.cfg").is_file()
-        && Command::new(venv.join("bin/python"))
-            .args(["-c", "import flask"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-}
-
 fn flask_venv() -> PathBuf {
-    let target = fs::canonicalize(manifest_dir().join("target")).unwrap();
-    let shared = target.join("itest-venv");
-    let venv = if venv_imports_flask(&shared) {
-        shared
-    } else {
-        let own = target.join("itest-venv-cli");
-        if !venv_imports_flask(&own) {
-            let _ = fs::remove_dir_all(&own);
-            let out = Command::new(PYTHON).args(["-m", "venv"]).arg(&own).output().unwrap();
-            assert!(out.status.success(), "{PYTHON} -m venv {}: {}", own.display(), String::from_utf8_lossy(&out.stderr));
-            let out = Command::new(own.join("bin/python"))
-                .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "flask"])
-                .output()
-                .unwrap();
-            if !out.status.success() {
-                let _ = fs::remove_dir_all(&own);
-                panic!("pip install flask into {} failed:\n{}{}", own.display(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            }
-        }
-        own
-    };
-    let st = Command::new("chmod").args(["-R", "o+rX"]).arg(&venv).status().unwrap();
-    assert!(st.success());
-    venv
+    common::venv::flask_venv()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,81 +9,11 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-/// The venv's own interpreter imports flask and reports the venv as its prefix.
-fn venv_is_valid(venv: &Path) -> Result<(), String> {
-    let py = venv.join("bin/python");
-    if !venv.join("pyvenv.cfg").is_file() || !py.exists() {
-        return Err("no pyvenv.cfg or bin/python".into());
-    }
-    let (ok, out) = run(Command::new(&py).args(["-c", "import sys, flask; print(sys.prefix)"]));
-    if !ok {
-        return Err(out);
-    }
-    if out.trim() != venv.to_string_lossy() {
-        return Err(format!("sys.prefix {:?} is not {}", out.trim(), venv.display()));
-    }
-    Ok(())
-}
-
-fn add_mode_bits(path: &Path, bits: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(md) = std::fs::metadata(path) {
-        let mode = md.permissions().mode() & 0o7777;
-        if mode & bits != bits {
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | bits));
-        }
-    }
-}
-
-/// Creates (or reuses) the virtualenv with flask; returns its canonical path.
 fn ensure_venv() -> PathBuf {
-    let target = manifest_dir().join("target");
-    std::fs::create_dir_all(&target).unwrap();
-    let venv = std::fs::canonicalize(&target).unwrap().join("itest-venv");
-    if let Err(why) = venv_is_valid(&venv) {
-        if venv.exists() {
-            eprintln!("flask_venv: rebuilding {} ({})", venv.display(), why.trim());
-            std::fs::remove_dir_all(&venv).unwrap_or_else(|e| panic!("rm -rf {}: {e}", venv.display()));
-        }
-        let (ok, out) = run(Command::new(PYTHON).args(["-m", "venv"]).arg(&venv));
-        assert!(ok, "`{PYTHON} -m venv {}` failed:\n{out}", venv.display());
-        let (ok, out) = run(
-            Command::new(venv.join("bin/python"))
-                .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "flask"])
-                .env("PIP_NO_INPUT", "1"),
-        );
-        if !ok {
-            // Leave no half-made venv behind to be mistaken for a good one.
-            let _ = std::fs::remove_dir_all(&venv);
-            panic!("`pip install flask` into {} failed:\n{out}", venv.display());
-        }
-        if let Err(why) = venv_is_valid(&venv) {
-            panic!("the new virtualenv {} does not work: {why}\npip said:\n{out}", venv.display());
-        }
-    }
-    // Readable by the server user (www-data when the tests run as root).
-    let (ok, out) = run(Command::new("chmod").args(["-R", "o+rX"]).arg(&venv));
-    assert!(ok, "chmod -R o+rX {}: {out}", venv.display());
-    let mut cur = venv.parent();
-    while let Some(p) = cur {
-        if p == Path::new("/") || p.as_os_str().is_empty() {
-            break;
-        }
-        add_mode_bits(p, 0o001);
-        cur = p.parent();
-    }
-    venv
+    common::venv::flask_venv()
 }
 
 const FLASK_PY: &str = r#"

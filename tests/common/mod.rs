@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 pub mod apps;
 pub mod mode;
+pub mod venv;
 
 // ---------------------------------------------------------------------------------------------
 // libc bits (std links libc anyway; no crate dependency needed)
