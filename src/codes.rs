@@ -59,3 +59,5 @@ pub const DIRECTORY_TARGET: &str = "WR0127";
 pub const EXEC_CGI_OFF: &str = "WR0128";
 /// A WSGIImportScript file cannot be read at process start: fix the path or its permissions.
 pub const IMPORT_SCRIPT_UNREADABLE: &str = "WR0129";
+/// The client stopped sending the request body (Apache's Timeout) and the application failed on it (408).
+pub const BODY_TIMEOUT: &str = "WR0130";

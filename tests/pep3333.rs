@@ -456,6 +456,25 @@ fn trusted_proxy_headers_from_trusted_and_untrusted_peers() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn a_client_that_stops_sending_the_body_gets_408() {
+    for mpm in MODE.mpms() {
+        let a = server(MODE, mpm, &plain_and_validated("input", INPUT_APP), &format!("Timeout 2\n{INPUT_CONF}"));
+        let mark = log_mark(&a);
+        let mut c = a.connect();
+        // Promise 100 bytes, send 10, then go silent: the read times out after Apache's Timeout.
+        c.write(b"POST /input?all HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\n0123456789");
+        let t = std::time::Instant::now();
+        let r = c.read_response(false).unwrap_or_else(|e| panic!("[{mpm}] no response: {e}\n{}", a.error_log()));
+        assert_eq!(r.status, 408, "[{mpm}] {r}\n{}", a.error_log());
+        assert!(t.elapsed() < Duration::from_secs(8), "[{mpm}] took {:?}", t.elapsed());
+        let lines = wait_new_lines(&a, mark, "WR0130", 1);
+        assert_eq!(lines.len(), 1, "[{mpm}] one line says what happened:\n{}", a.error_log());
+        assert!(lines[0].contains("stopped sending the request body"), "{}", lines[0]);
+        MODE.stop(a);
+    }
+}
+
+#[test]
 fn wsgi_input_reading_streaming_chunked_and_limits() {
     // A 1 MiB body read in 64 KiB pieces, and its digest.
     let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();

@@ -302,6 +302,7 @@ fn execute_embedded(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>) -
         }
         wsgi::Outcome::Failed => ffi::HTTP_INTERNAL_SERVER_ERROR,
         wsgi::Outcome::TimedOut => ffi::HTTP_GATEWAY_TIME_OUT,
+        wsgi::Outcome::BodyTimedOut => ffi::HTTP_REQUEST_TIME_OUT,
         _ => ffi::OK,
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::codes;
 use crate::daemon::GroupRuntime;
 use crate::daemon::board::Reservation;
-use crate::protocol::{self, EndKind, Frame};
+use crate::protocol::{self, BodyErrorKind, EndKind, Frame};
 use crate::protocol::fdpass::FrameReader;
 use crate::sys;
 use crate::wsgi::{IoError, RequestIo, ResponseHead, Severity};
@@ -191,7 +191,18 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
                         buf.truncate(n);
                         Frame::Body(buf)
                     }
-                    Err(e) => Frame::BodyError(e.to_string()),
+                    Err(e) => {
+                        let kind = match &e {
+                            IoError::ClientGone(_) => BodyErrorKind::ClientGone,
+                            IoError::TimedOut(_) => BodyErrorKind::TimedOut,
+                            IoError::TooLarge(_) => BodyErrorKind::TooLarge,
+                            IoError::Other(_) => BodyErrorKind::Other,
+                        };
+                        let message = match e {
+                            IoError::ClientGone(m) | IoError::TimedOut(m) | IoError::TooLarge(m) | IoError::Other(m) => m,
+                        };
+                        Frame::BodyError { kind, message }
+                    }
                 };
                 if protocol::write_frame(&mut c.s, &reply).is_err() {
                     return if head_sent { Relay::Cut } else { Relay::Lost("the daemon process went away while reading the request body".into()) };
@@ -300,6 +311,7 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
                 return match kind {
                     EndKind::Failed => super::ffi::HTTP_INTERNAL_SERVER_ERROR,
                     EndKind::TimedOut => super::ffi::HTTP_GATEWAY_TIME_OUT,
+                    EndKind::BodyTimedOut => super::ffi::HTTP_REQUEST_TIME_OUT,
                     EndKind::Complete | EndKind::ClientGone => super::ffi::OK,
                 };
             }

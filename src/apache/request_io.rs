@@ -149,6 +149,9 @@ impl RequestIo for ApacheIo {
                 );
                 if rv != 0 {
                     ffi::apr_brigade_cleanup(self.bb_in.cast());
+                    if rv == ffi::APR_TIMEUP as i32 || rv == libc::ETIMEDOUT {
+                        return Err(IoError::TimedOut(format!("the client sent no request body data for the server's Timeout (status {rv})")));
+                    }
                     return Err(status_error("reading the request body", rv));
                 }
                 let eos = brigade::has_eos(self.bb_in);

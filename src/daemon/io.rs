@@ -1,5 +1,6 @@
 //! [`RequestIo`] in a daemon process: the request's I/O goes over the socket to the Apache child.
 
+use crate::protocol::BodyErrorKind;
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
@@ -92,9 +93,14 @@ impl RequestIo for DaemonIo {
                 self.body_done = true;
                 Ok(0)
             }
-            Ok(Some(Frame::BodyError(m))) => {
+            Ok(Some(Frame::BodyError { kind, message })) => {
                 self.body_done = true;
-                Err(IoError::ClientGone(m))
+                Err(match kind {
+                    BodyErrorKind::ClientGone => IoError::ClientGone(message),
+                    BodyErrorKind::TimedOut => IoError::TimedOut(message),
+                    BodyErrorKind::TooLarge => IoError::TooLarge(message),
+                    BodyErrorKind::Other => IoError::Other(message),
+                })
             }
             Ok(other) => {
                 self.broken = true;

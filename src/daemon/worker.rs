@@ -397,6 +397,7 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request, thread:
         Some(wsgi::Outcome::Complete) => EndKind::Complete,
         Some(wsgi::Outcome::ClientGone) => EndKind::ClientGone,
         Some(wsgi::Outcome::TimedOut) => EndKind::TimedOut,
+        Some(wsgi::Outcome::BodyTimedOut) => EndKind::BodyTimedOut,
         Some(wsgi::Outcome::Cut) => {
             if !aborted {
                 let _ = protocol::write_frame(&mut c.stream, &Frame::Abort("response cut short".into()));

@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::{EndKind, Frame, MAGIC, MAX_FRAME, Request, RequestRef};
+use super::{BodyErrorKind, EndKind, Frame, MAGIC, MAX_FRAME, Request, RequestRef};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -101,7 +101,7 @@ fn type_of(f: &Frame) -> u8 {
         Frame::ReadBody { .. } => 4,
         Frame::Body(_) => 5,
         Frame::BodyEnd => 6,
-        Frame::BodyError(_) => 7,
+        Frame::BodyError { .. } => 7,
         Frame::Head { .. } => 8,
         Frame::Data { .. } => 9,
         Frame::File { .. } => 10,
@@ -143,7 +143,11 @@ pub fn encode(f: &Frame) -> Vec<u8> {
         }
         Frame::ReadBody { max } => w.u32(*max),
         Frame::Body(b) => w.0.extend_from_slice(b),
-        Frame::BodyError(s) | Frame::Abort(s) | Frame::Retry(s) | Frame::Refused(s) => w.str(s),
+        Frame::BodyError { kind, message } => {
+            w.u8(*kind as u8);
+            w.str(message);
+        }
+        Frame::Abort(s) | Frame::Retry(s) | Frame::Refused(s) => w.str(s),
         Frame::Head { code, status, headers } => {
             w.u16(*code);
             w.str(status);
@@ -246,7 +250,16 @@ fn decode_payload(ty: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
         4 => Frame::ReadBody { max: r.u32()? },
         5 => return Ok(Frame::Body(payload.to_vec())),
         6 => Frame::BodyEnd,
-        7 => Frame::BodyError(r.string()?),
+        7 => {
+            let kind = match r.u8()? {
+                0 => BodyErrorKind::ClientGone,
+                1 => BodyErrorKind::TimedOut,
+                2 => BodyErrorKind::TooLarge,
+                3 => BodyErrorKind::Other,
+                v => return Err(DecodeError::BadValue(v as u64)),
+            };
+            Frame::BodyError { kind, message: r.string()? }
+        }
         8 => {
             let code = r.u16()?;
             let status = r.string()?;
@@ -268,6 +281,7 @@ fn decode_payload(ty: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
             1 => EndKind::Failed,
             2 => EndKind::ClientGone,
             3 => EndKind::TimedOut,
+            4 => EndKind::BodyTimedOut,
             v => return Err(DecodeError::BadValue(v as u64)),
         }),
         12 => Frame::Abort(r.string()?),
@@ -333,7 +347,7 @@ mod tests {
             Frame::ReadBody { max: 65536 },
             Frame::Body(b"abc".to_vec()),
             Frame::BodyEnd,
-            Frame::BodyError("gone".into()),
+            Frame::BodyError { kind: BodyErrorKind::ClientGone, message: "gone".into() },
             Frame::Head {
                 code: 200,
                 status: "200 OK".into(),
@@ -345,6 +359,8 @@ mod tests {
             Frame::End(EndKind::Failed),
             Frame::End(EndKind::ClientGone),
             Frame::End(EndKind::TimedOut),
+            Frame::End(EndKind::BodyTimedOut),
+            Frame::BodyError { kind: BodyErrorKind::TimedOut, message: "slow".into() },
             Frame::Abort("boom".into()),
             Frame::Retry("restarting".into()),
             Frame::Refused("bad secret".into()),

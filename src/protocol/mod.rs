@@ -66,6 +66,22 @@ pub enum EndKind {
     /// The application raised mod_wsgi.RequestTimeout before the head: the Apache child
     /// answers 504.
     TimedOut = 3,
+    /// The client stopped sending the request body (the server's Timeout) before the head:
+    /// the Apache child answers 408.
+    BodyTimedOut = 4,
+}
+
+/// Why the Apache child could not read the request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyErrorKind {
+    /// The client closed the connection or reset it.
+    ClientGone = 0,
+    /// The client sent nothing for the server's `Timeout`.
+    TimedOut = 1,
+    /// The body is larger than `LimitRequestBody`.
+    TooLarge = 2,
+    /// Anything else (a bad chunk, ...).
+    Other = 3,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +94,8 @@ pub enum Frame {
     ReadBody { max: u32 },
     Body(Vec<u8>),
     BodyEnd,
-    BodyError(String),
+    /// Reading the request body failed in the Apache child: why, and the server's message.
+    BodyError { kind: BodyErrorKind, message: String },
     Head { code: u16, status: String, headers: Vec<(String, String)> },
     Data { flush: bool, data: Vec<u8> },
     /// A file to send from `offset`, `len` bytes; the descriptor travels with this frame.

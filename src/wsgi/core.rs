@@ -37,6 +37,8 @@ pub struct CoreState {
     pub input_eof: bool,
     /// Set once a read failed: later reads fail the same way without touching the server.
     pub input_error: Option<String>,
+    /// The read that failed found the client silent for the server's Timeout.
+    pub input_timed_out: bool,
 }
 
 /// A handle on one request's state.
@@ -55,6 +57,7 @@ impl Core {
             input_pos: 0,
             input_eof: false,
             input_error: None,
+            input_timed_out: false,
         }))))
     }
 

@@ -47,14 +47,26 @@ fn fill(state: &mut CoreState, want: usize) -> Result<usize, String> {
         }
         Err(e) => {
             state.input_buf.truncate(start);
-            let msg = match e {
-                IoError::ClientGone(m) => format!("client closed the connection while sending the request body ({m})"),
-                other => other.to_string(),
-            };
-            state.input_error = Some(msg.clone());
+            let msg = input_failure(state, e);
             Err(msg)
         }
     }
+}
+
+/// Records why reading the request body failed (later reads fail the same way) and says it in
+/// words the application's traceback will show.
+fn input_failure(state: &mut CoreState, e: IoError) -> String {
+    let msg = match e {
+        IoError::ClientGone(m) => format!("client closed the connection while sending the request body ({m})"),
+        IoError::TimedOut(m) => {
+            state.input_timed_out = true;
+            format!("client stopped sending the request body: {m}")
+        }
+        IoError::TooLarge(m) => format!("request body too large: {m}"),
+        IoError::Other(m) => format!("cannot read the request body: {m}"),
+    };
+    state.input_error = Some(msg.clone());
+    msg
 }
 
 /// Takes up to `n` buffered bytes.
@@ -95,12 +107,7 @@ fn fill_exact(state: &mut CoreState, dst: &mut [u8]) -> Result<usize, String> {
             Ok(0) => state.input_eof = true,
             Ok(n) => off += n,
             Err(e) => {
-                let msg = match e {
-                    IoError::ClientGone(m) => format!("client closed the connection while sending the request body ({m})"),
-                    other => other.to_string(),
-                };
-                state.input_error = Some(msg.clone());
-                return Err(msg);
+                return Err(input_failure(state, e));
             }
         }
     }

@@ -11,6 +11,9 @@ pub enum IoError {
     /// The client went away (connection reset, aborted upload, closed socket).
     #[error("client connection closed: {0}")]
     ClientGone(String),
+    /// The client sent no request body data for the server's Timeout.
+    #[error("client sent no data in time: {0}")]
+    TimedOut(String),
     /// The request body exceeded a configured limit (LimitRequestBody).
     #[error("request body too large: {0}")]
     TooLarge(String),

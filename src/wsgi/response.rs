@@ -24,6 +24,9 @@ pub enum Outcome {
     Cut,
     /// The application raised mod_wsgi.RequestTimeout before the head: the server answers 504.
     TimedOut,
+    /// The client stopped sending the request body and the application failed on it before
+    /// the head: the server answers 408.
+    BodyTimedOut,
     /// The client went away.
     ClientGone,
 }
@@ -296,6 +299,11 @@ fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
             } else {
                 Outcome::Failed
             }
+        }
+        Stop::Py(_) if !head_sent && core.with(|s| s.input_timed_out).unwrap_or(false) => {
+            // The application failed because the client went silent mid-body: say that, once.
+            core.log(Severity::Error, &format!("{}: the client stopped sending the request body to '{script}' (the server's Timeout); returning 408", codes::BODY_TIMEOUT));
+            Outcome::BodyTimedOut
         }
         Stop::Py(e) if is_request_timeout(py, &e) => {
             // mod_wsgi.RequestTimeout: the application gave up on the request; no traceback.
