@@ -379,6 +379,7 @@ def main():
         ('hello world', {'this': '/hello', 'mod_wsgi': '/hello', 'static': '/hello.txt'}, 16, None),
         ('hello world, %{GLOBAL}', {'this': '/ghello', 'mod_wsgi': '/ghello', 'static': '/hello.txt'}, 16, None),
         ('daemon hello world (processes=2 threads=15)', {'this': '/dhello', 'mod_wsgi': '/dhello', 'static': '/hello.txt'}, 16, None),
+        ('daemon hello world, 64 connections', {'this': '/dhello', 'mod_wsgi': '/dhello', 'static': '/hello.txt'}, 64, None),
         ('1 MiB response', {'this': '/app/1m', 'mod_wsgi': '/app/1m', 'static': '/1m.bin'}, 4, None),
         ('32 MiB file_wrapper', {'this': '/app/file', 'mod_wsgi': '/app/file', 'static': '/big.bin'}, 2, None),
         ('64 MiB upload', {'this': '/app/upload', 'mod_wsgi': '/app/upload'}, 2, upload_lua),
