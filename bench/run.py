@@ -139,27 +139,14 @@ class Server:
         return 'http://127.0.0.1:%d%s' % (self.port, path)
 
     def children(self):
-        out = []
-        for pid in os.listdir('/proc'):
-            if not pid.isdigit():
-                continue
-            try:
-                with open('/proc/%s/stat' % pid) as f:
-                    fields = f.read().rsplit(')', 1)[1].split()
-                if int(fields[1]) == self.proc.pid:
-                    out.append(int(pid))
-            except OSError:
-                pass
-        return out
+        return [pid for pid, fields in proc_stats() if int(fields[1]) == self.proc.pid]
 
     def rss_kib(self):
+        """The largest RSS among the Apache parent's children (KiB)."""
         total = 0
         for pid in self.children():
             try:
-                with open('/proc/%d/status' % pid) as f:
-                    for line in f:
-                        if line.startswith('VmRSS:'):
-                            total = max(total, int(line.split()[1]))
+                total = max(total, rss_of(pid))
             except OSError:
                 pass
         return total
@@ -198,6 +185,20 @@ def wrk(url, duration, connections, script=None):
     errors = sum(int(x) for x in re.findall(r'(?:connect|read|write|timeout) (\d+)', out))
     non2xx = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
     return {'rps': rps, 'p99': p99, 'errors': errors + (int(non2xx.group(1)) if non2xx else 0)}
+
+
+def proc_stats():
+    """(pid, fields of /proc/PID/stat after the command name) for every process."""
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 3:
+            yield int(pid), fields
 
 
 def rss_of(pid):
@@ -258,18 +259,7 @@ def first_200(port, deadline):
 
 
 def session_pids(sid):
-    out = []
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % pid) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-            if int(fields[3]) == sid and fields[0] not in 'ZX':
-                out.append(int(pid))
-        except (OSError, IndexError, ValueError):
-            pass
-    return out
+    return [pid for pid, fields in proc_stats() if int(fields[3]) == sid and fields[0] not in 'ZX']
 
 
 def port_answers(port):
