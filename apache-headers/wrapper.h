@@ -23,3 +23,4 @@
 #include "mod_log_config.h"
 #include "unixd.h"
 #include "ap_listen.h"
+#include "mod_auth.h"

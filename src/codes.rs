@@ -61,3 +61,10 @@ pub const EXEC_CGI_OFF: &str = "WR0128";
 pub const IMPORT_SCRIPT_UNREADABLE: &str = "WR0129";
 /// The client stopped sending the request body (Apache's Timeout) and the application failed on it (408).
 pub const BODY_TIMEOUT: &str = "WR0130";
+/// An auth, access, dispatch or handler script raised, lacks the function the phase needs, or
+/// returned a value of the wrong type: the request gets 500.
+pub const HOOK_SCRIPT_FAILED: &str = "WR0131";
+/// WSGIAccessScript's allow_access() refused the client (403).
+pub const CLIENT_DENIED: &str = "WR0132";
+/// An embedded-mode request while WSGIRestrictEmbedded is On (500): route it to a daemon group.
+pub const EMBEDDED_RESTRICTED: &str = "WR0133";

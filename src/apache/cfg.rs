@@ -25,6 +25,9 @@ pub struct Global {
     pub python_path: Vec<String>,
     pub socket_prefix: Option<String>,
     pub restrict_embedded: bool,
+    /// A script runs in Apache's children even when WSGIRestrictEmbedded is On: an auth, access,
+    /// dispatch or handler script is configured.
+    pub python_required: bool,
     /// WSGIRestrictStdin (mod_wsgi's default: On) and WSGIRestrictStdout (default: Off).
     pub restrict_stdin: Option<bool>,
     pub restrict_stdout: Option<bool>,

@@ -192,6 +192,27 @@ pub unsafe extern "C" fn flag_setting(cmd: *mut ffi::cmd_parms, m: *mut c_void, 
     }
 }
 
+/// WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript and WSGIDispatchScript: a script
+/// whose functions Apache's request phases call in this child's interpreters.
+pub unsafe extern "C" fn hook_script(cmd: *mut ffi::cmd_parms, m: *mut c_void, args: *const c_char) -> *const c_char {
+    // SAFETY: Apache's arguments, as said above `process_group`.
+    unsafe {
+        dir_setting(cmd, m, args, |d, name, v| {
+            let script = conf::parse_hook_script(name, v)?;
+            let slot = match name {
+                "WSGIAccessScript" => &mut d.access_script,
+                "WSGIAuthUserScript" => &mut d.auth_user_script,
+                "WSGIAuthGroupScript" => &mut d.auth_group_script,
+                "WSGIDispatchScript" => &mut d.dispatch_script,
+                other => return Err(format!("{other}: not a hook script directive (internal error)")),
+            };
+            *slot = Some(script);
+            with_global(|g| g.python_required = true);
+            Ok(())
+        })
+    }
+}
+
 pub unsafe extern "C" fn global_setting(cmd: *mut ffi::cmd_parms, _m: *mut c_void, args: *const c_char) -> *const c_char {
     // SAFETY: as script_alias.
     unsafe {

@@ -2,7 +2,7 @@
 //! daemon process group ([`execute_remote`]) or in this Apache child ([`execute_embedded`]).
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::ffi;
@@ -17,6 +17,10 @@ use crate::wsgi::{self, environ::RequestInfo};
 const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// WSGIRestrictEmbedded On in this process: no application runs in the Apache child (Python may
+/// still be there for auth, access and dispatch scripts).
+pub static EMBEDDED_RESTRICTED: AtomicBool = AtomicBool::new(false);
 
 pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
     guard("the WSGI handler", ffi::HTTP_INTERNAL_SERVER_ERROR, || {
@@ -34,13 +38,18 @@ fn handle(req: &Request<'_>) -> c_int {
     let default_dir = DirSettings::default();
     let dir = req.dir_settings().unwrap_or(&default_dir);
     let mount = req.mount();
-    let eff = conf::effective(dir, mount.as_ref().map(|m| &m.alias.options));
+    let mut eff = conf::effective(dir, mount.as_ref().map(|m| &m.alias.options));
     let script = match check_target(req, &eff) {
         Ok(s) => s,
         Err(status) => return status,
     };
     let cgi = build_environment(req, &eff);
-    let names = Names::of(req, &eff, &cgi);
+    let mut names = Names::of(req, &eff, &cgi);
+    if let Some(d) = &dir.dispatch_script {
+        if dispatch(req, d, &cgi, &mut eff, &mut names).is_err() {
+            return ffi::HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
     let request_id = format!("{:x}.{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
     let call = wsgi::Call {
         cgi: &cgi.vars,
@@ -97,11 +106,11 @@ fn check_target(req: &Request<'_>, eff: &Effective) -> Result<String, c_int> {
 }
 
 /// The CGI variables of a request, borrowed from the request's pool.
-struct Environment<'r> {
-    vars: Vec<(&'r str, &'r [u8])>,
+pub(super) struct Environment<'r> {
+    pub(super) vars: Vec<(&'r str, &'r [u8])>,
     /// SCRIPT_NAME as the mount gave it (before any trusted proxy header).
-    script_name: &'r [u8],
-    url_scheme: &'static str,
+    pub(super) script_name: &'r [u8],
+    pub(super) url_scheme: &'static str,
 }
 
 /// The CGI variables as trusted proxy processing edits them: new values go into the request
@@ -128,7 +137,7 @@ impl conf::proxy::CgiVars for PoolVars<'_, '_> {
 /// CGI variables: Apache's common set (HTTP_*, SERVER_*, REMOTE_*, DOCUMENT_ROOT, SetEnv
 /// values, ...) plus the request line ones, with SCRIPT_NAME/PATH_INFO from the mount, and the
 /// `mod_wsgi.*` values that come from Apache.
-fn build_environment<'r>(req: &Request<'r>, eff: &Effective) -> Environment<'r> {
+pub(super) fn build_environment<'r>(req: &Request<'r>, eff: &Effective) -> Environment<'r> {
     req.add_common_vars();
     let (raw_script_name, raw_path_info): (&[u8], &[u8]) = match req.mount() {
         Some(m) => (m.script_name, m.path_info),
@@ -199,18 +208,71 @@ struct Names {
 
 impl Names {
     fn of(req: &Request<'_>, eff: &Effective, cgi: &Environment<'_>) -> Names {
-        // mod_wsgi names groups after the server's ServerName, not the Host header.
-        let server_name = String::from_utf8_lossy(req.server_name()).into_owned();
-        let port = req.server_port();
-        let script_name = String::from_utf8_lossy(cgi.script_name).into_owned();
-        let env = |k: &str| req.env(k).map(|v| String::from_utf8_lossy(v).into_owned());
-        let application_group = conf::application_group_name(&eff.application_group, &server_name, port, &script_name, env);
-        let process_group = match &eff.process_group {
-            conf::GroupSpec::Global => String::new(),
-            spec => conf::process_group_name(spec, &server_name, port, &script_name, env),
-        };
-        Names { process_group, application_group }
+        Names {
+            process_group: process_group_name(req, &eff.process_group, cgi.script_name),
+            application_group: group_name(req, &eff.application_group, cgi.script_name),
+        }
     }
+}
+
+/// The application group (interpreter) `spec` names for this request. mod_wsgi names groups
+/// after the server's ServerName, not the Host header.
+pub(super) fn group_name(req: &Request<'_>, spec: &conf::GroupSpec, script_name: &[u8]) -> String {
+    let server_name = String::from_utf8_lossy(req.server_name()).into_owned();
+    let script_name = String::from_utf8_lossy(script_name).into_owned();
+    let env = |k: &str| req.env(k).map(|v| String::from_utf8_lossy(v).into_owned());
+    conf::application_group_name(spec, &server_name, req.server_port(), &script_name, env)
+}
+
+/// The daemon process group `spec` names for this request (`""`: this Apache child).
+fn process_group_name(req: &Request<'_>, spec: &conf::GroupSpec, script_name: &[u8]) -> String {
+    if *spec == conf::GroupSpec::Global {
+        return String::new();
+    }
+    let server_name = String::from_utf8_lossy(req.server_name()).into_owned();
+    let script_name = String::from_utf8_lossy(script_name).into_owned();
+    let env = |k: &str| req.env(k).map(|v| String::from_utf8_lossy(v).into_owned());
+    conf::process_group_name(spec, &server_name, req.server_port(), &script_name, env)
+}
+
+/// WSGIDispatchScript: the script's `process_group`, `application_group` and `callable_object`
+/// functions may replace what the configuration chose. A returned value is read like the
+/// directive's argument (`%{GLOBAL}`, `%{ENV:NAME}`, ...; `''` is `%{GLOBAL}`). `Err`: logged,
+/// answer 500.
+fn dispatch(req: &Request<'_>, script: &conf::HookScript, cgi: &Environment<'_>, eff: &mut Effective, names: &mut Names) -> Result<(), ()> {
+    let group = group_name(req, script.application_group.as_ref().unwrap_or(&conf::GroupSpec::Global), cgi.script_name);
+    let call = wsgi::hooks::HookCall { directive: "WSGIDispatchScript", script: &script.script, group: &group, cgi: &cgi.vars, url_scheme: cgi.url_scheme };
+    let chosen = match pool::enter(&group, |py| wsgi::hooks::dispatch(py, &call)) {
+        Ok(Ok(d)) => d,
+        Ok(Err(lines)) => {
+            for l in lines {
+                req.log(ffi::APLOG_ERR, &l);
+            }
+            return Err(());
+        }
+        Err(e) => {
+            req.log(ffi::APLOG_ERR, &format!("{}: WSGIDispatchScript '{}': {e}", codes::HOOK_SCRIPT_FAILED, script.script));
+            return Err(());
+        }
+    };
+    let spec = |value: &str, parse: fn(&str) -> Result<conf::GroupSpec, String>, what: &str| -> Result<conf::GroupSpec, ()> {
+        if value.is_empty() {
+            return Ok(conf::GroupSpec::Global);
+        }
+        parse(value).map_err(|e| {
+            req.log(ffi::APLOG_ERR, &format!("{}: {what}() in WSGIDispatchScript '{}' returned '{value}': {e}", codes::HOOK_SCRIPT_FAILED, script.script));
+        })
+    };
+    if let Some(v) = chosen.process_group {
+        names.process_group = process_group_name(req, &spec(&v, conf::parse_process_group, "process_group")?, cgi.script_name);
+    }
+    if let Some(v) = chosen.application_group {
+        names.application_group = group_name(req, &spec(&v, conf::parse_application_group, "application_group")?, cgi.script_name);
+    }
+    if let Some(v) = chosen.callable_object {
+        eff.callable_object = v;
+    }
+    Ok(())
 }
 
 /// The status Apache should render when WSGIErrorOverride took over the application's error.
@@ -250,6 +312,13 @@ fn execute_remote(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, gro
 
 /// Embedded mode: runs the application in this process, in its application group's interpreter.
 fn execute_embedded(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>) -> c_int {
+    if EMBEDDED_RESTRICTED.load(Ordering::Relaxed) {
+        req.log(ffi::APLOG_ERR, &format!(
+            "{}: WSGIRestrictEmbedded is On, so '{}' cannot run in the Apache child; set WSGIProcessGroup (or process-group=) to a WSGIDaemonProcess group",
+            codes::EMBEDDED_RESTRICTED, call.script
+        ));
+        return ffi::HTTP_INTERNAL_SERVER_ERROR;
+    }
     match interp::status() {
         Some(Ok(())) => {}
         Some(Err(e)) => {

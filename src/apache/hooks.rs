@@ -99,7 +99,8 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
         log::install();
         super::daemon::close_listeners_in_child();
         let global = with_global(|g| g.clone());
-        if global.restrict_embedded {
+        super::handler::EMBEDDED_RESTRICTED.store(global.restrict_embedded, std::sync::atomic::Ordering::Relaxed);
+        if global.restrict_embedded && !global.python_required {
             return;
         }
         let info = ProcessInfo {

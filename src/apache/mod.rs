@@ -2,6 +2,7 @@
 //! request I/O and logging. Nothing here is reached by unit tests (httpd's symbols live in the
 //! server executable); the logic it calls is plain Rust elsewhere in the crate.
 
+mod auth;
 mod boundary;
 mod brigade;
 mod cfg;

@@ -39,9 +39,9 @@ macro_rules! accepted {
     ($($name:literal),* $(,)?) => { [$(raw($name, d::accepted, ANYWHERE, c"accepted for compatibility (not implemented yet)")),*] };
 }
 
-const ACCEPTED: [command_rec; 30] = accepted![
+const ACCEPTED: [command_rec; 26] = accepted![
     c"WSGIPythonOptimize", c"WSGIDontWriteBytecode", c"WSGIPythonWarnings", c"WSGIPythonHashSeed",
-    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictSignal", c"WSGIDispatchScript", c"WSGIAccessScript", c"WSGIAuthUserScript", c"WSGIAuthGroupScript",
+    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictSignal",
     c"WSGIHandlerScript", c"WSGISocketRotation", c"WSGIAcceptMutex", c"WSGIDestroyInterpreter",
     c"WSGIPerInterpreterGIL", c"WSGIFreeThreading", c"WSGICaseSensitivity", c"WSGIRestrictProcess",
     c"WSGIPassApacheRequest", c"WSGIIgnoreActivity", c"WSGIServerMetrics", c"WSGISlowRequests",
@@ -49,7 +49,13 @@ const ACCEPTED: [command_rec; 30] = accepted![
     c"WSGITelemetryEndpoint", c"WSGIMaxRequestBodySize", c"WSGIStartupTimeout",
 ];
 
-const MAIN: [command_rec; 22] = [
+const AUTH: i32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
+
+const MAIN: [command_rec; 26] = [
+    raw(c"WSGIAccessScript", d::hook_script, AUTH, c"/path/to/script.wsgi [application-group=NAME]: allow_access(environ, host)"),
+    raw(c"WSGIAuthUserScript", d::hook_script, AUTH, c"/path/to/script.wsgi [application-group=NAME]: check_password / get_realm_hash"),
+    raw(c"WSGIAuthGroupScript", d::hook_script, AUTH, c"/path/to/script.wsgi [application-group=NAME]: groups_for_user(environ, user)"),
+    raw(c"WSGIDispatchScript", d::hook_script, SERVER, c"/path/to/script.wsgi [application-group=NAME]: process_group / application_group / callable_object"),
     raw(c"WSGIImportScript", d::import_script, SERVER, c"/path/to/script.wsgi process-group=NAME application-group=NAME"),
     raw(c"WSGIScriptAlias", d::script_alias, SERVER, c"URL-path /absolute/path/to/script.wsgi [options]"),
     raw(c"WSGIScriptAliasMatch", d::script_alias, SERVER, c"regex /absolute/path/to/script.wsgi [options]"),
@@ -133,7 +139,7 @@ pub static mut wsgi_module: module = module {
     flags: 0,
 };
 
-unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
+unsafe extern "C" fn register_hooks(p: *mut ffi::apr_pool_t) {
     // SAFETY: called by Apache while loading the module; the name lists are static.
     unsafe {
         ffi::ap_hook_pre_config(Some(hooks::pre_config), null(), null(), ffi::APR_HOOK_MIDDLE);
@@ -142,5 +148,6 @@ unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
         ffi::ap_hook_child_init(Some(hooks::child_init), null(), null(), ffi::APR_HOOK_MIDDLE);
         ffi::ap_hook_translate_name(Some(hooks::translate_name), AFTER_ALIAS.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE);
         ffi::ap_hook_handler(Some(super::handler::handler), null(), null(), ffi::APR_HOOK_MIDDLE);
+        super::auth::register(p);
     }
 }

@@ -235,6 +235,21 @@ impl<'r> Request<'r> {
         self.field(self.rec().useragent_ip)
     }
 
+    /// The authenticated user (`r->user`), once an authn module set it.
+    pub fn user(&self) -> Option<&'r [u8]> {
+        let u = self.rec().user;
+        (!u.is_null()).then(|| self.field(u))
+    }
+
+    /// The client's host name when HostnameLookups finds one, else its address.
+    pub fn remote_host(&self) -> &'r [u8] {
+        // REMOTE_HOST (http_core.h): the name, or NULL when lookups are off or fail.
+        const REMOTE_HOST: i32 = 0;
+        // SAFETY: r is live; the returned name (if any) is in the connection's pool.
+        let name = unsafe { ffi::ap_get_useragent_host(self.r, REMOTE_HOST, std::ptr::null_mut()) };
+        if name.is_null() { self.client_ip() } else { self.field(name) }
+    }
+
     /// The client as `ip:port`.
     pub fn client(&self) -> String {
         let rec = self.rec();

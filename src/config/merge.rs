@@ -1,7 +1,7 @@
 //! Per-directory and per-server settings, how Apache's config merging combines them, and the
 //! effective settings for one request.
 
-use super::alias::{MountOptions, ScriptAlias};
+use super::alias::{HookScript, MountOptions, ScriptAlias};
 use super::daemon::DaemonProcess;
 use super::flags::MapHeadToGet;
 use super::groups::GroupSpec;
@@ -25,6 +25,14 @@ pub struct DirSettings {
     pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
     /// WSGITrustedProxies (repeats in one context add to the list).
     pub trusted_proxies: Option<TrustedProxies>,
+    /// WSGIAccessScript: `allow_access(environ, host)` decides host access.
+    pub access_script: Option<HookScript>,
+    /// WSGIAuthUserScript: the authn provider `wsgi` (`check_password`, `get_realm_hash`).
+    pub auth_user_script: Option<HookScript>,
+    /// WSGIAuthGroupScript: `Require wsgi-group NAME` (`groups_for_user`).
+    pub auth_group_script: Option<HookScript>,
+    /// WSGIDispatchScript: per-request `process_group`, `application_group`, `callable_object`.
+    pub dispatch_script: Option<HookScript>,
 }
 
 impl DirSettings {
@@ -45,6 +53,10 @@ impl DirSettings {
             error_override: pick(&base.error_override, &over.error_override),
             trusted_proxy_headers: pick(&base.trusted_proxy_headers, &over.trusted_proxy_headers),
             trusted_proxies: pick(&base.trusted_proxies, &over.trusted_proxies),
+            access_script: pick(&base.access_script, &over.access_script),
+            auth_user_script: pick(&base.auth_user_script, &over.auth_user_script),
+            auth_group_script: pick(&base.auth_group_script, &over.auth_group_script),
+            dispatch_script: pick(&base.dispatch_script, &over.dispatch_script),
         }
     }
 }
@@ -207,6 +219,18 @@ mod tests {
     }
 
     #[test]
+    fn hook_scripts_are_inherited_and_overridden() {
+        let script = |p: &str| Some(HookScript { script: p.into(), application_group: None });
+        let base = DirSettings { auth_user_script: script("/a.wsgi"), dispatch_script: script("/d.wsgi"), ..DirSettings::default() };
+        let over = DirSettings { auth_user_script: script("/b.wsgi"), access_script: script("/c.wsgi"), ..DirSettings::default() };
+        let m = DirSettings::merge(&base, &over);
+        assert_eq!(m.auth_user_script, script("/b.wsgi"));
+        assert_eq!(m.access_script, script("/c.wsgi"));
+        assert_eq!(m.dispatch_script, script("/d.wsgi"));
+        assert_eq!(m.auth_group_script, None);
+    }
+
+    #[test]
     fn mount_options_win_over_directory() {
         let dir = DirSettings {
             process_group: Some(named("dirgroup")),
@@ -220,6 +244,7 @@ mod tests {
             error_override: Some(true),
             trusted_proxy_headers: None,
             trusted_proxies: None,
+            ..DirSettings::default()
         };
         let mount = MountOptions {
             process_group: Some(named("mountgroup")),

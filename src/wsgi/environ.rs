@@ -61,6 +61,14 @@ pub fn init_template(py: Python<'_>, info: &ProcessInfo) -> PyResult<()> {
     Ok(())
 }
 
+/// A fresh copy of the per-process template (the constant environ keys).
+pub fn template<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    match TEMPLATE.get(py) {
+        Some(t) => t.bind(py).copy(),
+        None => Err(pyo3::exceptions::PyRuntimeError::new_err("environ template not initialised")),
+    }
+}
+
 /// Decodes bytes as latin-1 (every byte maps to the code point of the same value).
 pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
     crate::python::bytes::latin1(py, bytes)
@@ -76,10 +84,7 @@ pub fn build<'py>(
     core: &Core,
     errors: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let d = match TEMPLATE.get(py) {
-        Some(t) => t.bind(py).copy()?,
-        None => return Err(pyo3::exceptions::PyRuntimeError::new_err("environ template not initialised")),
-    };
+    let d = template(py)?;
     KEYS.with(|cache| -> PyResult<()> {
         let mut cache = cache.borrow_mut();
         for (k, v) in cgi {

@@ -5,6 +5,7 @@ pub mod core;
 pub mod environ;
 pub mod errors;
 pub mod file_wrapper;
+pub mod hooks;
 pub mod input;
 pub mod io;
 pub mod response;
