@@ -362,7 +362,7 @@ fn import_script_preloads_at_process_start() {
         .conf("WSGIScriptAlias /hello {dir}/scripts/hello.wsgi application-group=%{GLOBAL}")
         .start();
     // Loaded before any request: in the daemon process and in the Apache children.
-    assert!(a.wait_log("Loading Python script file", Duration::from_secs(5)));
+    assert!(a.wait_log("Loading WSGI script", Duration::from_secs(5)));
     std::thread::sleep(Duration::from_millis(300));
     let log = a.error_log();
     assert!(log.contains("scripts/pid.wsgi"), "{log}");

@@ -358,7 +358,7 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request, thread:
     let _ = rt;
     let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
     let group = req.application_group.as_str();
-    let entered = pool::enter(group, |py| match scripts::application(py, group, &req.script, req.mtime, false, &req.callable) {
+    let entered = pool::enter(group, |py| match scripts::application(py, group, &req.script, req.mtime, req.script_reloading, &req.callable) {
         Ok(app) => {
             let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
             finishing = io;

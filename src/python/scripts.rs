@@ -48,16 +48,48 @@ fn key(group: &str, path: &str) -> (String, String) {
 }
 
 fn cached(py: Python<'_>, group: &str, path: &str, mtime: i64, reloading: bool) -> Option<Py<PyModule>> {
-    let g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    let entry = g.as_ref()?.get(&key(group, path))?;
-    if reloading && entry.mtime != mtime {
+    let module = {
+        let g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = g.as_ref()?.get(&key(group, path))?;
+        if reloading && entry.mtime != mtime {
+            return None;
+        }
+        entry.module.clone_ref(py)
+    };
+    // Outside the lock: the module's own say may run Python code.
+    if reloading && module_wants_reload(py, module.bind(py), path, mtime) {
         return None;
     }
-    Some(entry.module.clone_ref(py))
+    Some(module)
 }
 
-/// Executes the script file into a fresh module.
-fn execute(py: Python<'_>, path: &str) -> PyResult<Py<PyModule>> {
+/// Whether a loaded, unchanged script must be executed again anyway, as mod_wsgi decides it: its
+/// `__mtime__` is gone or differs from the file's, or its `reload_required(resource)` function
+/// returns true. A `reload_required` that raises is logged and counts as "no reload".
+fn module_wants_reload(py: Python<'_>, module: &Bound<'_, PyModule>, path: &str, mtime: i64) -> bool {
+    let dict = module.dict();
+    let stamped = dict.get_item(pyo3::intern!(py, "__mtime__")).ok().flatten().and_then(|v| v.extract::<i64>().ok());
+    if stamped != Some(mtime) {
+        return true;
+    }
+    let Some(hook) = dict.get_item(pyo3::intern!(py, "reload_required")).ok().flatten() else {
+        return false;
+    };
+    match hook.call1((path,)).and_then(|v| v.is_truthy()) {
+        Ok(wanted) => wanted,
+        Err(e) => {
+            tracing::error!(target: "wsgi", "{}: reload_required() in WSGI script '{path}' raised; the script is not reloaded.", codes::SCRIPT_LOAD_FAILED);
+            for l in crate::wsgi::response::format_exception(py, &e) {
+                tracing::error!(target: "wsgi", "{}: {l}", codes::SCRIPT_LOAD_FAILED);
+            }
+            false
+        }
+    }
+}
+
+/// Executes the script file into a fresh module, stamped with the file's modification time
+/// (`__mtime__`, as mod_wsgi does, after the script ran).
+fn execute(py: Python<'_>, path: &str, mtime: i64) -> PyResult<Py<PyModule>> {
     let name = module_name(path);
     let source = std::fs::read(path).map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot read '{path}': {e}")))?;
     let module = PyModule::new(py, &name)?;
@@ -71,6 +103,7 @@ fn execute(py: Python<'_>, path: &str) -> PyResult<Py<PyModule>> {
         let _ = sys_modules.del_item(&name);
         return Err(e);
     }
+    module.setattr("__mtime__", mtime)?;
     Ok(module.unbind())
 }
 
@@ -125,8 +158,8 @@ pub fn application<'py>(
                 None => {
                     let reload = LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|m| m.contains_key(&key(group, path)));
                     let verb = if reload { "Reloading" } else { "Loading" };
-                    tracing::info!(target: "wsgi", "{verb} Python script file '{path}' into application group '{group}' (pid {}).", std::process::id());
-                    match execute(py, path) {
+                    tracing::info!(target: "wsgi", "{verb} WSGI script '{path}' into application group '{group}' (pid {}).", std::process::id());
+                    match execute(py, path, mtime) {
                         Ok(m) => {
                             let old = {
                                 let mut g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
