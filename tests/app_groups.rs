@@ -144,22 +144,6 @@ const SCRIPTS_DIR: &str = "<Directory {dir}/scripts>\n    Require all granted\n<
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// MPM sizing with exactly one Apache child of `threads` worker threads (prefork: one process).
-fn one_child(mpm: Mpm, threads: usize) -> String {
-    if mpm.is_threaded() {
-        format!(
-            "StartServers 1\nServerLimit 1\nThreadLimit {threads}\nThreadsPerChild {threads}\n\
-             MinSpareThreads 1\nMaxSpareThreads {}\nMaxRequestWorkers {threads}\n\
-             MaxConnectionsPerChild 0\n",
-            threads + 1
-        )
-    } else {
-        "StartServers 1\nServerLimit 1\nMinSpareServers 1\nMaxSpareServers 1\n\
-         MaxRequestWorkers 1\nMaxConnectionsPerChild 0\n"
-            .to_string()
-    }
-}
-
 /// An embedded-mode server with one child (4 threads under the threaded MPMs) and `probe.wsgi`.
 fn embedded_one_child(mpm: Mpm) -> ApacheBuilder {
     ApacheBuilder::new()

@@ -255,27 +255,6 @@ def application(environ, start_response):
     return [b]
 "#;
 
-/// MPM sizing with exactly one Apache child of one worker thread (prefork: one process).
-fn one_child_one_thread(mpm: Mpm) -> &'static str {
-    if mpm.is_threaded() {
-        "StartServers 1\n\
-         ServerLimit 1\n\
-         ThreadLimit 1\n\
-         ThreadsPerChild 1\n\
-         MinSpareThreads 1\n\
-         MaxSpareThreads 2\n\
-         MaxRequestWorkers 1\n\
-         MaxConnectionsPerChild 0\n"
-    } else {
-        "StartServers 1\n\
-         ServerLimit 1\n\
-         MinSpareServers 1\n\
-         MaxSpareServers 1\n\
-         MaxRequestWorkers 1\n\
-         MaxConnectionsPerChild 0\n"
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The suite, in both modes
 // ---------------------------------------------------------------------------------------------
@@ -1248,7 +1227,7 @@ fn threading_local_persists_on_the_same_thread() {
         // threads that count, not Apache's).
         let (b, multithread) = match MODE {
             Mode::Embedded => (
-                ApacheBuilder::new().mpm(mpm).mpm_config(one_child_one_thread(mpm)),
+                ApacheBuilder::new().mpm(mpm).mpm_config(&one_child(mpm, 1)),
                 if mpm.is_threaded() { "True" } else { "False" },
             ),
             Mode::Daemon => (

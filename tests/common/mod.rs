@@ -274,6 +274,22 @@ fn unique_dir(name: &str) -> PathBuf {
 static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// A port that was free a moment ago and that no other server of this process was given.
+/// MPM sizing with exactly one Apache child of `threads` worker threads (prefork: one process).
+pub fn one_child(mpm: Mpm, threads: usize) -> String {
+    if mpm.is_threaded() {
+        format!(
+            "StartServers 1\nServerLimit 1\nThreadLimit {threads}\nThreadsPerChild {threads}\n\
+             MinSpareThreads 1\nMaxSpareThreads {}\nMaxRequestWorkers {threads}\n\
+             MaxConnectionsPerChild 0\n",
+            threads + 1
+        )
+    } else {
+        "StartServers 1\nServerLimit 1\nMinSpareServers 1\nMaxSpareServers 1\n\
+         MaxRequestWorkers 1\nMaxConnectionsPerChild 0\n"
+            .to_string()
+    }
+}
+
 pub fn free_port() -> u16 {
     let mut guard = USED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let used = guard.get_or_insert_with(HashSet::new);
