@@ -1,7 +1,8 @@
 //! Scripts that Apache's request phases call, run in the Apache child whatever mode the
 //! application runs in: the authn provider `wsgi` (WSGIAuthUserScript with Basic and Digest),
 //! `Require wsgi-group` (WSGIAuthGroupScript), WSGIAccessScript and WSGIDispatchScript; and the
-//! script's own say in reloading (`reload_required`, `__mtime__`).
+//! script's own say in reloading (`reload_required`, `__mtime__`); and WSGIHandlerScript, a
+//! script serving a named Apache handler.
 //!
 //! Requests with credentials are made with curl (`-u`, `--digest`), as a user would.
 
@@ -228,6 +229,40 @@ def alt(environ, start_response):
         let r = a.get("/t/boom");
         assert_eq!(r.status, 500, "[{mpm}] {r}");
         assert!(a.wait_log("KeyError: 'no route'", Duration::from_secs(5)), "[{mpm}] {}", a.error_log());
+        MODE.stop(a);
+    }
+}
+
+#[test]
+fn handler_script_serves_its_apache_handler() {
+    const HANDLER: &str = r#"
+import mod_wsgi
+def handle_request(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('%s|%s|%s|%s' % (environ['mod_wsgi.handler_script'], environ['SCRIPT_NAME'],
+        environ['PATH_INFO'], environ['mod_wsgi.process_group'])).encode()]
+def other(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'other']
+"#;
+    for mpm in MODE.mpms() {
+        let b = MODE.builder(mpm).script("handler.wsgi", HANDLER).file("htdocs/page.xyz", "not python");
+        let script = b.dir().join("scripts/handler.wsgi").display().to_string();
+        let a = b
+            .conf("WSGIHandlerScript my-handler {dir}/scripts/handler.wsgi\nWSGIHandlerScript other-handler {dir}/scripts/handler.wsgi callable-object=other\n\
+                   <Location /h>\n SetHandler my-handler\n</Location>\n<Location /o>\n SetHandler other-handler\n</Location>\n\
+                   <Directory {dir}/htdocs>\n AddHandler my-handler .xyz\n</Directory>\n")
+            .start();
+        // SetHandler: any URL under the location, whether or not a file is there.
+        let r = a.get("/h/any/where");
+        assert_eq!(r.status, 200, "[{mpm}] {r}\n{}", a.error_log());
+        assert_eq!(r.text(), format!("{script}|/h|/any/where|{}", MODE.process_group()), "[{mpm}]");
+        // AddHandler by extension: the file is the resource, the handler script serves it.
+        let r = a.get("/page.xyz/more");
+        assert_eq!(r.status, 200, "[{mpm}] {r}\n{}", a.error_log());
+        assert_eq!(r.text(), format!("{script}|/page.xyz|/more|{}", MODE.process_group()), "[{mpm}]");
+        // callable-object= names another function of the script.
+        assert_eq!(a.get("/o/x").text(), "other", "[{mpm}]");
         MODE.stop(a);
     }
 }

@@ -246,6 +246,19 @@ pub unsafe extern "C" fn global_setting(cmd: *mut ffi::cmd_parms, _m: *mut c_voi
     }
 }
 
+pub unsafe extern "C" fn handler_script(cmd: *mut ffi::cmd_parms, _m: *mut c_void, args: *const c_char) -> *const c_char {
+    // SAFETY: as script_alias.
+    unsafe {
+        let raw = arg_str(args);
+        let r = guarded(|| {
+            let h = conf::parse_handler_script(raw)?;
+            cfg::server_cfg_mut((*cmd).server).settings.handler_scripts.push(h);
+            Ok(())
+        });
+        result(cmd, r)
+    }
+}
+
 pub unsafe extern "C" fn import_script(cmd: *mut ffi::cmd_parms, _m: *mut c_void, args: *const c_char) -> *const c_char {
     // SAFETY: as script_alias.
     unsafe {

@@ -32,18 +32,37 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
 }
 
 fn handle(req: &Request<'_>) -> c_int {
-    if !HANDLER_NAMES.contains(&req.handler()) {
-        return ffi::DECLINED;
-    }
+    // A WSGIHandlerScript serves the Apache handler it names; otherwise the handler must be
+    // wsgi-script (WSGIScriptAlias, AddHandler).
+    let handler_script = if HANDLER_NAMES.contains(&req.handler()) {
+        None
+    } else {
+        match req.handler_script() {
+            Some(h) => Some(h),
+            None => return ffi::DECLINED,
+        }
+    };
     let default_dir = DirSettings::default();
     let dir = req.dir_settings().unwrap_or(&default_dir);
     let mount = req.mount();
-    let mut eff = conf::effective(dir, mount.as_ref().map(|m| &m.alias.options));
-    let script = match check_target(req, &eff) {
+    let options = handler_script.map(|h| &h.options).or(mount.as_ref().map(|m| &m.alias.options));
+    let mut eff = conf::effective(dir, options);
+    if handler_script.is_some_and(|h| h.options.callable_object.is_none()) {
+        eff.callable_object = "handle_request".to_string();
+    }
+    let script = match check_target(req, &eff, handler_script) {
         Ok(s) => s,
         Err(status) => return status,
     };
-    let cgi = build_environment(req, &eff);
+    // The script's own modification time (for a handler script, not the requested file's).
+    let mtime = match handler_script {
+        Some(h) => crate::python::scripts::file_mtime(&h.script).unwrap_or(0),
+        None => req.mtime(),
+    };
+    let mut cgi = build_environment(req, &eff);
+    if let Some(h) = handler_script {
+        cgi.vars.push(("mod_wsgi.handler_script", req.pool_bytes(h.script.as_bytes())));
+    }
     let mut names = Names::of(req, &eff, &cgi);
     if let Some(d) = &dir.dispatch_script {
         if dispatch(req, d, &cgi, &mut eff, &mut names).is_err() {
@@ -63,15 +82,20 @@ fn handle(req: &Request<'_>) -> c_int {
         script: &script,
     };
     if names.process_group.is_empty() {
-        execute_embedded(req, &eff, &call)
+        execute_embedded(req, &eff, &call, mtime)
     } else {
-        execute_remote(req, &eff, &call, &names.process_group)
+        execute_remote(req, &eff, &call, &names.process_group, mtime)
     }
 }
 
 /// The script file must exist and be a file (with ExecCGI where a handler maps it), the body
-/// must be acceptable. Returns the script path, or the status to answer with.
-fn check_target(req: &Request<'_>, eff: &Effective) -> Result<String, c_int> {
+/// must be acceptable. Returns the script path, or the status to answer with. A handler
+/// script serves whatever URL its handler is set for: the requested file need not exist.
+fn check_target(req: &Request<'_>, eff: &Effective, handler_script: Option<&conf::HandlerScript>) -> Result<String, c_int> {
+    check_body(req, eff)?;
+    if let Some(h) = handler_script {
+        return Ok(h.script.clone());
+    }
     let mount = req.mount();
     let script_bytes = mount.as_ref().map_or(req.filename(), |m| m.script);
     let script = String::from_utf8_lossy(script_bytes).into_owned();
@@ -91,8 +115,18 @@ fn check_target(req: &Request<'_>, eff: &Effective) -> Result<String, c_int> {
         req.log(ffi::APLOG_ERR, &format!("{}: Options ExecCGI is off in this directory: '{script}'; add 'Options +ExecCGI' to use AddHandler wsgi-script", codes::EXEC_CGI_OFF));
         return Err(ffi::HTTP_FORBIDDEN);
     }
+    Ok(script)
+}
+
+/// The request body must be acceptable: chunked only with WSGIChunkedRequest On, and within
+/// LimitRequestBody.
+fn check_body(req: &Request<'_>, eff: &Effective) -> Result<(), c_int> {
     if req.header_in("Transfer-Encoding").is_some() && !eff.chunked_request {
-        req.log(ffi::APLOG_ERR, &format!("{}: chunked request body refused for '{script}'; add 'WSGIChunkedRequest On' to accept it", codes::CHUNKED_REFUSED));
+        req.log(ffi::APLOG_ERR, &format!(
+            "{}: chunked request body refused for '{}'; add 'WSGIChunkedRequest On' to accept it",
+            codes::CHUNKED_REFUSED,
+            String::from_utf8_lossy(req.uri())
+        ));
         return Err(ffi::HTTP_LENGTH_REQUIRED);
     }
     let limit = req.limit_request_body();
@@ -102,7 +136,7 @@ fn check_target(req: &Request<'_>, eff: &Effective) -> Result<String, c_int> {
             return Err(ffi::HTTP_REQUEST_ENTITY_TOO_LARGE);
         }
     }
-    Ok(script)
+    Ok(())
 }
 
 /// The CGI variables of a request, borrowed from the request's pool.
@@ -281,7 +315,7 @@ fn overridden_status(flag: Option<Arc<AtomicU16>>) -> Option<c_int> {
 }
 
 /// Daemon mode: hands the request to the group's processes and relays the answer.
-fn execute_remote(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, group: &str) -> c_int {
+fn execute_remote(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, group: &str, mtime: i64) -> c_int {
     let Some(rt) = super::daemon::find(group) else {
         if super::daemon::is_broken(group) {
             req.log(ffi::APLOG_ERR, &format!("{}: daemon process group '{group}' is not running because it failed to start (see the WR0121 line at startup); returning 503", codes::DAEMON_UNAVAILABLE));
@@ -296,7 +330,7 @@ fn execute_remote(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, gro
         callable: call.info.callable_object,
         application_group: call.info.application_group,
         script_reloading: eff.script_reloading,
-        mtime: req.mtime(),
+        mtime,
         header_only: req.header_only(),
         url_scheme: call.info.url_scheme,
         request_id: call.info.request_id,
@@ -311,7 +345,7 @@ fn execute_remote(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, gro
 }
 
 /// Embedded mode: runs the application in this process, in its application group's interpreter.
-fn execute_embedded(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>) -> c_int {
+fn execute_embedded(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, mtime: i64) -> c_int {
     if EMBEDDED_RESTRICTED.load(Ordering::Relaxed) {
         req.log(ffi::APLOG_ERR, &format!(
             "{}: WSGIRestrictEmbedded is On, so '{}' cannot run in the Apache child; set WSGIProcessGroup (or process-group=) to a WSGIDaemonProcess group",
@@ -334,7 +368,7 @@ fn execute_embedded(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>) -
     let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
     let mut overridden: Option<Arc<AtomicU16>> = None;
     let entered = pool::enter(group, |py| {
-        let app = match scripts::application(py, group, call.script, req.mtime(), eff.script_reloading, call.info.callable_object) {
+        let app = match scripts::application(py, group, call.script, mtime, eff.script_reloading, call.info.callable_object) {
             Ok(app) => app,
             Err(scripts::LoadError::Failed(lines)) => {
                 for l in lines {

@@ -39,10 +39,9 @@ macro_rules! accepted {
     ($($name:literal),* $(,)?) => { [$(raw($name, d::accepted, ANYWHERE, c"accepted for compatibility (not implemented yet)")),*] };
 }
 
-const ACCEPTED: [command_rec; 26] = accepted![
+const ACCEPTED: [command_rec; 25] = accepted![
     c"WSGIPythonOptimize", c"WSGIDontWriteBytecode", c"WSGIPythonWarnings", c"WSGIPythonHashSeed",
-    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictSignal",
-    c"WSGIHandlerScript", c"WSGISocketRotation", c"WSGIAcceptMutex", c"WSGIDestroyInterpreter",
+    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictSignal", c"WSGISocketRotation", c"WSGIAcceptMutex", c"WSGIDestroyInterpreter",
     c"WSGIPerInterpreterGIL", c"WSGIFreeThreading", c"WSGICaseSensitivity", c"WSGIRestrictProcess",
     c"WSGIPassApacheRequest", c"WSGIIgnoreActivity", c"WSGIServerMetrics", c"WSGISlowRequests",
     c"WSGIVerboseDebugging", c"WSGILazyInitialization", c"WSGIPythonHomeFallback", c"WSGITelemetry",
@@ -51,7 +50,8 @@ const ACCEPTED: [command_rec; 26] = accepted![
 
 const AUTH: i32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
-const MAIN: [command_rec; 26] = [
+const MAIN: [command_rec; 27] = [
+    raw(c"WSGIHandlerScript", d::handler_script, SERVER, c"handler-name /path/to/script.wsgi [options]: SetHandler handler-name runs the script's handle_request"),
     raw(c"WSGIAccessScript", d::hook_script, AUTH, c"/path/to/script.wsgi [application-group=NAME]: allow_access(environ, host)"),
     raw(c"WSGIAuthUserScript", d::hook_script, AUTH, c"/path/to/script.wsgi [application-group=NAME]: check_password / get_realm_hash"),
     raw(c"WSGIAuthGroupScript", d::hook_script, AUTH, c"/path/to/script.wsgi [application-group=NAME]: groups_for_user(environ, user)"),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::cfg;
 use super::ffi;
 use super::log;
-use crate::config::{DirSettings, ScriptAlias};
+use crate::config::{DirSettings, HandlerScript, ScriptAlias};
 
 /// What `translate_name` found for a request, kept for the handler (allocated in the request
 /// pool, so it lives as long as the request).
@@ -200,6 +200,13 @@ impl<'r> Request<'r> {
     }
 
     /// `ServerName` of the virtual host that serves the request.
+    /// The WSGIHandlerScript (of this request's server) serving the request's Apache handler.
+    pub fn handler_script(&self) -> Option<&'r HandlerScript> {
+        // SAFETY: the server record's configuration lives as long as the request.
+        let c = unsafe { cfg::server_cfg(self.rec().server) };
+        c.settings.handler_script(self.handler())
+    }
+
     pub fn server_name(&self) -> &'r [u8] {
         self.field(self.server().server_hostname)
     }

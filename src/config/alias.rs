@@ -247,6 +247,28 @@ pub fn parse_hook_script(directive: &str, raw: &str) -> ConfigResult<HookScript>
     })
 }
 
+/// WSGIHandlerScript NAME /abs/path [options]: requests whose Apache handler is NAME (from
+/// `SetHandler NAME` / `AddHandler NAME .ext`) are served by the script's `handle_request` (or
+/// `callable-object=`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerScript {
+    pub name: String,
+    pub script: String,
+    pub options: MountOptions,
+}
+
+/// Parse WSGIHandlerScript (the same options as WSGIScriptAlias).
+pub fn parse_handler_script(raw: &str) -> ConfigResult<HandlerScript> {
+    const D: &str = "WSGIHandlerScript";
+    const EXAMPLE: &str = "WSGIHandlerScript my-handler /srv/www/handler.wsgi process-group=myapp";
+    let mut cursor = Cursor::new(raw);
+    let name = required_word(D, &mut cursor, "a handler name and a script path", EXAMPLE)?;
+    let script = required_word(D, &mut cursor, "a script path after the handler name", EXAMPLE)?;
+    check_absolute(D, &script, "/srv/www/handler.wsgi")?;
+    let options = mount_options(D, parse_options(D, &mut cursor, ALIAS_OPTIONS)?)?;
+    Ok(HandlerScript { name, script, options })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +280,18 @@ mod tests {
             regex: false,
             options: MountOptions::default(),
         }
+    }
+
+    #[test]
+    fn handler_script() {
+        let h = parse_handler_script("wsgi-handler /srv/h.wsgi process-group=g application-group=%{GLOBAL}").unwrap();
+        assert_eq!(h.name, "wsgi-handler");
+        assert_eq!(h.script, "/srv/h.wsgi");
+        assert_eq!(h.options.process_group, Some(GroupSpec::Named("g".into())));
+        assert_eq!(h.options.application_group, Some(GroupSpec::Global));
+        assert!(parse_handler_script("wsgi-handler").unwrap_err().contains("WSGIHandlerScript"));
+        assert!(parse_handler_script("h relative.wsgi").unwrap_err().contains("absolute"));
+        assert!(parse_handler_script("h /srv/h.wsgi bogus=1").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Per-directory and per-server settings, how Apache's config merging combines them, and the
 //! effective settings for one request.
 
-use super::alias::{HookScript, MountOptions, ScriptAlias};
+use super::alias::{HandlerScript, HookScript, MountOptions, ScriptAlias};
 use super::daemon::DaemonProcess;
 use super::flags::MapHeadToGet;
 use super::groups::GroupSpec;
@@ -137,6 +137,8 @@ pub fn effective(dir: &DirSettings, mount: Option<&MountOptions>) -> Effective {
 pub struct ServerSettings {
     pub aliases: Vec<ScriptAlias>,
     pub daemons: Vec<DaemonProcess>,
+    /// WSGIHandlerScript: named Apache handlers served by a script.
+    pub handler_scripts: Vec<HandlerScript>,
 }
 
 impl ServerSettings {
@@ -146,7 +148,13 @@ impl ServerSettings {
         ServerSettings {
             aliases: vhost.aliases.iter().chain(&base.aliases).cloned().collect(),
             daemons: vhost.daemons.iter().chain(&base.daemons).cloned().collect(),
+            handler_scripts: vhost.handler_scripts.iter().chain(&base.handler_scripts).cloned().collect(),
         }
+    }
+
+    /// The handler script serving Apache handler `name`, if any.
+    pub fn handler_script(&self, name: &[u8]) -> Option<&HandlerScript> {
+        self.handler_scripts.iter().find(|h| h.name.as_bytes() == name)
     }
 
     /// The daemon group called `name`, if defined here.
@@ -278,10 +286,12 @@ mod tests {
         let base = ServerSettings {
             aliases: vec![alias("/main")],
             daemons: vec![DaemonProcess::with_defaults("main")],
+            handler_scripts: vec![HandlerScript { name: "h".into(), script: "/main.wsgi".into(), options: MountOptions::default() }],
         };
         let vhost = ServerSettings {
             aliases: vec![alias("/v1"), alias("/v2")],
             daemons: vec![DaemonProcess::with_defaults("vh")],
+            handler_scripts: vec![HandlerScript { name: "h".into(), script: "/vh.wsgi".into(), options: MountOptions::default() }],
         };
         let m = ServerSettings::merge(&base, &vhost);
         let urls: Vec<_> = m.aliases.iter().map(|a| a.url.as_str()).collect();
@@ -290,6 +300,9 @@ mod tests {
         assert_eq!(names, ["vh", "main"]);
         assert!(m.daemon("main").is_some());
         assert!(m.daemon("nope").is_none());
+        // The virtual host's handler script of the same name wins.
+        assert_eq!(m.handler_script(b"h").map(|h| h.script.as_str()), Some("/vh.wsgi"));
+        assert!(m.handler_script(b"other").is_none());
         let empty = ServerSettings::merge(&ServerSettings::default(), &ServerSettings::default());
         assert!(empty.aliases.is_empty() && empty.daemons.is_empty());
     }

@@ -34,7 +34,7 @@ mod words;
 pub type ConfigResult<T> = Result<T, String>;
 
 pub use alias::{
-    ALIAS_OPTIONS, HookScript, ImportScript, MountOptions, ScriptAlias, parse_hook_script,
+    ALIAS_OPTIONS, HandlerScript, HookScript, ImportScript, MountOptions, ScriptAlias, parse_handler_script, parse_hook_script,
     parse_import_script, parse_script_alias, parse_script_alias_match,
 };
 pub use daemon::{
