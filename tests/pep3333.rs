@@ -1257,4 +1257,53 @@ fn threading_local_persists_on_the_same_thread() {
     }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Folder mounts
+// ---------------------------------------------------------------------------------------------
+
+const PATH_TRANSLATED_APP: &str = r#"
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+    return [environ['PATH_TRANSLATED'].encode('latin-1')]
+"#;
+
+/// WSGIScriptAlias onto a folder of scripts, with and without trailing slashes: the URL names
+/// the script, SCRIPT_NAME runs to it and PATH_INFO is the rest; a missing script is 404.
+#[test]
+fn script_alias_onto_a_folder_of_scripts() {
+    const APP: &str = r#"
+import os
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('%s|%s|%s' % (os.path.basename(__file__), environ['SCRIPT_NAME'], environ['PATH_INFO'])).encode()]
+"#;
+    for mpm in MODE.mpms() {
+        let a = builder(MODE, mpm, &[("folder/one.wsgi", APP), ("folder/two.py", APP), ("pt.wsgi", PATH_TRANSLATED_APP)],
+            "WSGIScriptAlias /slash/ {dir}/scripts/folder/\nWSGIScriptAlias /plain {dir}/scripts/folder\nWSGIScriptAlias /pt {dir}/scripts/pt.wsgi\n")
+            .start();
+        // PATH_TRANSLATED keeps bytes that are not UTF-8 (latin-1 in environ, as every CGI value).
+        let r = get(&a, "/pt/raw%FF%E9/x");
+        assert_eq!(r.status, 200, "[{mpm}] {r}\n{}", a.error_log());
+        assert!(r.body.ends_with(b"/htdocs/raw\xff\xe9/x"), "[{mpm}] {:?}", String::from_utf8_lossy(&r.body));
+        for (path, want) in [
+            ("/slash/one.wsgi", "one.wsgi|/slash/one.wsgi|"),
+            ("/slash/one.wsgi/a/b", "one.wsgi|/slash/one.wsgi|/a/b"),
+            ("/plain/two.py/x", "two.py|/plain/two.py|/x"),
+            ("/plain/one.wsgi", "one.wsgi|/plain/one.wsgi|"),
+        ] {
+            let r = get(&a, path);
+            assert_eq!((r.status, r.text().as_str()), (200, want), "[{mpm}] {path}: {r}\n{}", a.error_log());
+        }
+        assert_eq!(get(&a, "/slash/missing.wsgi").status, 404, "[{mpm}]");
+        assert!(a.error_log().contains("missing.wsgi' does not exist"), "[{mpm}] {}", a.error_log());
+        // The folder itself is not a script: Apache adds the slash (mod_dir), then 403.
+        let r = get(&a, "/plain");
+        assert_eq!(r.status, 301, "[{mpm}] {r}");
+        let r = get(&a, "/plain/");
+        assert_eq!(r.status, 403, "[{mpm}] {r}");
+        MODE.stop(a);
+    }
+}
+
 }

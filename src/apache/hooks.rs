@@ -148,6 +148,12 @@ unsafe fn pool_cstr(p: *mut ffi::apr_pool_t, bytes: &[u8]) -> *mut c_char {
     unsafe { ffi::apr_pstrmemdup(p, bytes.as_ptr().cast(), bytes.len()) }
 }
 
+/// Whether a mount's target is a folder of scripts: written with a trailing '/', or a directory.
+fn is_folder(target: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    target.ends_with(b"/") || std::fs::metadata(std::ffi::OsStr::from_bytes(target)).is_ok_and(|m| m.is_dir())
+}
+
 pub unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {
     guard("translate_name", ffi::DECLINED, || {
         // SAFETY: r is the live request; the server record outlives it.
@@ -187,14 +193,30 @@ pub unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {
                 };
                 let n = n.min(uri.len());
                 let hit = ffi::apr_palloc((*r).pool, std::mem::size_of::<Hit>()) as *mut Hit;
-                hit.write(Hit {
-                    alias,
-                    script,
-                    script_name: pool_cstr((*r).pool, &uri[..n]),
-                    path_info: pool_cstr((*r).pool, &uri[n..]),
-                });
-                (*r).filename = script as *mut c_char;
-                (*r).path_info = pool_cstr((*r).pool, &uri[n..]);
+                let target = CStr::from_ptr(script).to_bytes();
+                if is_folder(target) {
+                    // A folder of scripts (as mod_alias's ScriptAlias): the rest of the URL is
+                    // appended and Apache's directory walk splits it into the script file and
+                    // PATH_INFO.
+                    let rest = &uri[n..];
+                    let mut path = target.strip_suffix(b"/").unwrap_or(target).to_vec();
+                    if !rest.is_empty() && rest[0] != b'/' {
+                        path.push(b'/');
+                    }
+                    path.extend_from_slice(rest);
+                    hit.write(Hit { alias, script: std::ptr::null(), script_name: std::ptr::null(), path_info: std::ptr::null() });
+                    (*r).filename = pool_cstr((*r).pool, &path);
+                    (*r).path_info = std::ptr::null_mut();
+                } else {
+                    hit.write(Hit {
+                        alias,
+                        script,
+                        script_name: pool_cstr((*r).pool, &uri[..n]),
+                        path_info: pool_cstr((*r).pool, &uri[n..]),
+                    });
+                    (*r).filename = script as *mut c_char;
+                    (*r).path_info = pool_cstr((*r).pool, &uri[n..]);
+                }
                 (*r).handler = c"wsgi-script".as_ptr();
                 ffi::apr_table_setn((*r).notes, c"alias-forced-type".as_ptr(), (*r).handler);
                 ffi::ap_set_module_config((*r).request_config, &raw const super::module::wsgi_module, hit.cast());

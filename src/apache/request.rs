@@ -16,6 +16,8 @@ use crate::config::{DirSettings, HandlerScript, ScriptAlias};
 #[repr(C)]
 pub struct Hit {
     pub alias: *const ScriptAlias,
+    /// Null when the mount is a folder of scripts: Apache's directory walk then finds the
+    /// script in `r->filename` and the rest of the URL in `r->path_info`.
     pub script: *const c_char,
     pub script_name: *const c_char,
     pub path_info: *const c_char,
@@ -189,6 +191,12 @@ impl<'r> Request<'r> {
         unsafe {
             let hit = ffi::ap_get_module_config(self.rec().request_config, &raw const super::module::wsgi_module) as *const Hit;
             let hit = hit.as_ref()?;
+            if hit.script.is_null() {
+                // A folder of scripts: SCRIPT_NAME is the URL up to the script file.
+                let (uri, path_info) = (self.uri(), self.path_info());
+                let script_name = uri.strip_suffix(path_info).unwrap_or(uri);
+                return Some(Mount { alias: &*hit.alias, script: self.filename(), script_name, path_info });
+            }
             Some(Mount { alias: &*hit.alias, script: bytes(hit.script), script_name: bytes(hit.script_name), path_info: bytes(hit.path_info) })
         }
     }
@@ -274,7 +282,8 @@ impl<'r> Request<'r> {
     /// PATH_INFO mapped to a file path as Apache's CGI support does (a sub-request for it).
     pub fn translate_path(&self, path_info: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        let pi = super::request_io::cstring(&String::from_utf8_lossy(path_info));
+        // The bytes as they are (not UTF-8 necessarily); a NUL cannot occur in a decoded URI.
+        let Ok(pi) = std::ffi::CString::new(path_info) else { return out };
         // SAFETY: the escaped path and the sub-request live in the request pool; the sub-request
         // is destroyed before returning and nothing borrowed from it is kept.
         unsafe {

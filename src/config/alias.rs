@@ -20,7 +20,8 @@ pub struct MountOptions {
 /// One WSGIScriptAlias or WSGIScriptAliasMatch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScriptAlias {
-    /// The URL prefix: `"/"` or a path without trailing slash. For the regex form, the
+    /// The URL prefix: `"/"`, a path without trailing slash, or one with a trailing slash when
+    /// the target is a folder written with one too. For the regex form, the
     /// regular expression as written (Apache compiles it).
     pub url: String,
     /// Absolute path of the script or directory; for the regex form it may contain `$1`..`$9`.
@@ -125,7 +126,8 @@ fn check_url(directive: &str, url: &str, target: &str) -> ConfigResult<()> {
             "{directive}: the URL path '{url}' does not start with '/'; write it as /{url}"
         ));
     }
-    if url.len() > 1 && url.ends_with('/') {
+    // A trailing '/' on both maps a URL folder onto a folder of scripts.
+    if url.len() > 1 && url.ends_with('/') && !target.ends_with('/') {
         let trimmed = url.trim_end_matches('/');
         let fixed = if trimmed.is_empty() { "/" } else { trimmed };
         return Err(format!(
@@ -353,6 +355,13 @@ mod tests {
             parse_script_alias("/myapp app.wsgi").unwrap_err(),
             "WSGIScriptAlias: the script path 'app.wsgi' is not absolute; give the full path, e.g. /srv/www/app.wsgi"
         );
+    }
+
+    #[test]
+    fn folder_mounts() {
+        assert_eq!(parse_script_alias("/wsgi/ /srv/wsgi/scripts/"), Ok(alias("/wsgi/", "/srv/wsgi/scripts/")));
+        assert_eq!(parse_script_alias("/wsgi /srv/wsgi/scripts"), Ok(alias("/wsgi", "/srv/wsgi/scripts")));
+        assert_eq!(parse_script_alias("/wsgi /srv/wsgi/scripts/"), Ok(alias("/wsgi", "/srv/wsgi/scripts/")));
     }
 
     #[test]
