@@ -68,3 +68,5 @@ pub const HOOK_SCRIPT_FAILED: &str = "WR0131";
 pub const CLIENT_DENIED: &str = "WR0132";
 /// An embedded-mode request while WSGIRestrictEmbedded is On (500): route it to a daemon group.
 pub const EMBEDDED_RESTRICTED: &str = "WR0133";
+/// WSGIRestrictSignal On: an application's signal.signal() call was ignored.
+pub const SIGNAL_IGNORED: &str = "WR0134";

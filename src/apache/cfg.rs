@@ -31,6 +31,9 @@ pub struct Global {
     /// WSGIRestrictStdin (mod_wsgi's default: On) and WSGIRestrictStdout (default: Off).
     pub restrict_stdin: Option<bool>,
     pub restrict_stdout: Option<bool>,
+    /// WSGIPythonOptimize, WSGIDontWriteBytecode, WSGIPythonWarnings, WSGIPythonHashSeed,
+    /// WSGISwitchInterval, WSGIPythonEggs, WSGIRestrictSignal.
+    pub python: crate::config::PythonSettings,
     /// WSGIImportScript lines: scripts to load when a process of their group starts.
     pub imports: Vec<crate::config::ImportScript>,
     /// Directives/options accepted for compatibility but not implemented: named once at startup.

@@ -378,6 +378,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             global_python_home: with_global(|g| g.python_home.clone()),
             allow_stdin: !with_global(|g| g.restrict_stdin.unwrap_or(true)),
             restrict_stdout: with_global(|g| g.restrict_stdout.unwrap_or(false)),
+            python: with_global(|g| g.python.clone()),
         }));
     }
     let n = groups.len();

@@ -101,7 +101,7 @@ pub unsafe extern "C" fn daemon_process(cmd: *mut ffi::cmd_parms, _m: *mut c_voi
             }
             with_global(|g| {
                 for o in &d.unimplemented {
-                    g.unimplemented.push(format!("WSGIDaemonProcess option '{o}' (group '{}')", d.name));
+                    g.unimplemented.push(format!("WSGIDaemonProcess option '{o}' (group '{}') is accepted for compatibility but not implemented by this version of mod_wsgi; it has no effect", d.name));
                 }
             });
             s.settings.daemons.push(d);
@@ -237,6 +237,13 @@ pub unsafe extern "C" fn global_setting(cmd: *mut ffi::cmd_parms, _m: *mut c_voi
                     "WSGIRestrictEmbedded" => g.restrict_embedded = conf::parse_flag(name, &one()?)?,
                     "WSGIRestrictStdin" => g.restrict_stdin = Some(conf::parse_flag(name, &one()?)?),
                     "WSGIRestrictStdout" => g.restrict_stdout = Some(conf::parse_flag(name, &one()?)?),
+                    "WSGIPythonOptimize" => g.python.optimize = conf::python::parse_optimize(&one()?)?,
+                    "WSGIDontWriteBytecode" => g.python.dont_write_bytecode = conf::parse_flag(name, &one()?)?,
+                    "WSGIPythonWarnings" => g.python.warnings.push(conf::python::parse_warnings(&one()?)?),
+                    "WSGIPythonHashSeed" => g.python.hash_seed = conf::python::parse_hash_seed(&one()?)?,
+                    "WSGISwitchInterval" => g.python.switch_interval = Some(conf::python::parse_switch_interval(name, &one()?)?),
+                    "WSGIPythonEggs" => g.python.eggs = Some(one()?),
+                    "WSGIRestrictSignal" => g.python.restrict_signal = conf::python::parse_restrict_signal(&one()?)?,
                     _ => return Err(format!("{name}: not a global setting (internal error)")),
                 }
                 Ok(())
@@ -273,12 +280,12 @@ pub unsafe extern "C" fn import_script(cmd: *mut ffi::cmd_parms, _m: *mut c_void
     }
 }
 
-/// Directives accepted so that existing configurations load, not implemented yet: each one used
-/// is named once in a startup warning.
+/// Directives accepted so that existing configurations load, without effect here: each one used
+/// is named once in a startup warning with the reason (the command's data).
 pub unsafe extern "C" fn accepted(cmd: *mut ffi::cmd_parms, _m: *mut c_void, _args: *const c_char) -> *const c_char {
-    // SAFETY: as script_alias.
+    // SAFETY: as script_alias; `info` is the command's data, a static C string.
     unsafe {
-        let name = directive_name(cmd).to_string();
+        let name = format!("{} has no effect here: {}", directive_name(cmd), arg_str((*cmd).info as *const c_char));
         with_global(|g| {
             if !g.unimplemented.contains(&name) {
                 g.unimplemented.push(name);

@@ -53,7 +53,7 @@ pub unsafe extern "C" fn post_config(
             let pending = with_global(|g| std::mem::take(&mut g.unimplemented));
             for item in pending {
                 log::log_server(s, ffi::APLOG_WARNING | ffi::APLOG_STARTUP, &format!(
-                    "{}: {item} is accepted for compatibility but not implemented by this version of mod_wsgi; it has no effect",
+                    "{}: {item}",
                     codes::NOT_IMPLEMENTED
                 ));
             }
@@ -122,6 +122,7 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
             process: Some(info),
             allow_stdin: !global.restrict_stdin.unwrap_or(true),
             restrict_stdout: global.restrict_stdout.unwrap_or(false),
+            python: global.python.clone(),
         };
         // SAFETY: registering a cleanup on the live child pool; it runs when the child exits.
         unsafe { ffi::apr_pool_cleanup_register(p, std::ptr::null(), Some(child_exit), Some(ffi::apr_pool_cleanup_null)) };

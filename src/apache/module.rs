@@ -34,23 +34,48 @@ const SERVER: i32 = ffi::RSRC_CONF | ffi::ACCESS_CONF;
 const DIR_FILEINFO: i32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_FILEINFO;
 const ANYWHERE: i32 = ffi::RSRC_CONF | ffi::ACCESS_CONF | ffi::OR_ALL;
 
-/// Directives mod_wsgi accepts that this module parses but does not act on yet.
-macro_rules! accepted {
-    ($($name:literal),* $(,)?) => { [$(raw($name, d::accepted, ANYWHERE, c"accepted for compatibility (not implemented yet)")),*] };
+/// Directives of mod_wsgi (4.x or 6.x) that have no effect here, each with the reason the
+/// startup warning gives (kept as the command's data).
+const fn accepted(name: &'static CStr, reason: &'static CStr) -> command_rec {
+    command_rec {
+        name: name.as_ptr(),
+        func: cmd_func { raw_args: Some(d::accepted) },
+        cmd_data: reason.as_ptr() as *mut libc::c_void,
+        req_override: ANYWHERE,
+        args_how: ffi::cmd_how_RAW_ARGS,
+        errmsg: c"accepted for compatibility; has no effect here".as_ptr(),
+    }
 }
 
-const ACCEPTED: [command_rec; 25] = accepted![
-    c"WSGIPythonOptimize", c"WSGIDontWriteBytecode", c"WSGIPythonWarnings", c"WSGIPythonHashSeed",
-    c"WSGISwitchInterval", c"WSGIPythonEggs", c"WSGIRestrictSignal", c"WSGISocketRotation", c"WSGIAcceptMutex", c"WSGIDestroyInterpreter",
-    c"WSGIPerInterpreterGIL", c"WSGIFreeThreading", c"WSGICaseSensitivity", c"WSGIRestrictProcess",
-    c"WSGIPassApacheRequest", c"WSGIIgnoreActivity", c"WSGIServerMetrics", c"WSGISlowRequests",
-    c"WSGIVerboseDebugging", c"WSGILazyInitialization", c"WSGIPythonHomeFallback", c"WSGITelemetry",
-    c"WSGITelemetryEndpoint", c"WSGIMaxRequestBodySize", c"WSGIStartupTimeout",
+const ACCEPTED: [command_rec; 16] = [
+    accepted(c"WSGIAcceptMutex", c"Apache 2.4 chooses its accept mutex itself (the Mutex directive), and daemon processes here need none"),
+    accepted(c"WSGISocketRotation", c"daemon sockets are made afresh by the Apache parent at every start and restart"),
+    accepted(c"WSGIDestroyInterpreter", c"interpreters are not torn down at process exit (their atexit functions still run)"),
+    accepted(c"WSGIPerInterpreterGIL", c"it needs Python 3.12 or later; the Python 3.11 embedded here has one GIL for all interpreters"),
+    accepted(c"WSGIFreeThreading", c"it needs a free-threaded Python 3.13 build; this module embeds Python 3.11"),
+    accepted(c"WSGICaseSensitivity", c"it only matters on case-insensitive file systems; script paths are used as written"),
+    accepted(c"WSGIRestrictProcess", c"not implemented: any daemon process group may be chosen in this context"),
+    accepted(c"WSGIPassApacheRequest", c"Python code cannot be given Apache's request record (there is no apache.request_rec object)"),
+    accepted(c"WSGIIgnoreActivity", c"not implemented: every request counts as activity for inactivity-timeout"),
+    accepted(c"WSGIServerMetrics", c"server-wide metrics are not collected; mod_wsgi.server_metrics() returns None"),
+    accepted(c"WSGISlowRequests", c"not implemented: slow requests are not reported"),
+    accepted(c"WSGIVerboseDebugging", c"not implemented: use LogLevel wsgi:debug"),
+    accepted(c"WSGILazyInitialization", c"Python is always initialised in the Apache children and daemon processes, never in the Apache parent"),
+    accepted(c"WSGIGroupAuthoritative", c"Apache 2.4 combines authorisation with <RequireAny>/<RequireAll>; write those instead"),
+    accepted(c"WSGINewRelicConfigFile", c"mod_wsgi no longer starts the New Relic agent; configure the agent in the application"),
+    accepted(c"WSGINewRelicEnvironment", c"mod_wsgi no longer starts the New Relic agent; configure the agent in the application"),
 ];
 
 const AUTH: i32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
-const MAIN: [command_rec; 27] = [
+const MAIN: [command_rec; 34] = [
+    raw(c"WSGIPythonOptimize", d::global_setting, ffi::RSRC_CONF, c"0, 1 or 2 (as python -O)"),
+    raw(c"WSGIDontWriteBytecode", d::global_setting, ffi::RSRC_CONF, c"On or Off: write no .pyc files"),
+    raw(c"WSGIPythonWarnings", d::global_setting, ffi::RSRC_CONF, c"a warning filter as python -W takes it"),
+    raw(c"WSGIPythonHashSeed", d::global_setting, ffi::RSRC_CONF, c"random or a number (PYTHONHASHSEED)"),
+    raw(c"WSGISwitchInterval", d::global_setting, ffi::RSRC_CONF, c"seconds between GIL switches (sys.setswitchinterval)"),
+    raw(c"WSGIPythonEggs", d::global_setting, ffi::RSRC_CONF, c"directory for PYTHON_EGG_CACHE"),
+    raw(c"WSGIRestrictSignal", d::global_setting, ffi::RSRC_CONF, c"On (default: signal.signal() is ignored) or Off"),
     raw(c"WSGIHandlerScript", d::handler_script, SERVER, c"handler-name /path/to/script.wsgi [options]: SetHandler handler-name runs the script's handle_request"),
     raw(c"WSGIAccessScript", d::hook_script, AUTH, c"/path/to/script.wsgi [application-group=NAME]: allow_access(environ, host)"),
     raw(c"WSGIAuthUserScript", d::hook_script, AUTH, c"/path/to/script.wsgi [application-group=NAME]: check_password / get_realm_hash"),

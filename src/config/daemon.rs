@@ -67,8 +67,6 @@ pub const DAEMON_OPTIONS: &[&str] = &[
 /// Options that are parsed and validated but not acted on yet by the daemon.
 pub const UNIMPLEMENTED_OPTIONS: &[&str] = &[
     "chroot",
-    "python-eggs",
-    "switch-interval",
     "stack-size",
     "interrupt-timeout",
     "eviction-timeout",
@@ -658,12 +656,12 @@ mod tests {
         assert_eq!(d.send_buffer_size, None);
         assert_eq!(d.eviction_timeout, None);
         assert!(!d.server_metrics);
-        assert!(d.unimplemented.contains(&"python-eggs".to_string()));
+        assert!(!d.unimplemented.contains(&"python-eggs".to_string()));
         assert!(d.unimplemented.contains(&"server-metrics".to_string()));
         let warning = d.unimplemented_warning().unwrap();
         assert!(
             warning.starts_with(
-                "WSGIDaemonProcess 'localhost:8000': option(s) python-eggs, eviction-timeout"
+                "WSGIDaemonProcess 'localhost:8000': option(s) eviction-timeout"
             ),
             "{warning}"
         );

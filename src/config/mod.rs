@@ -18,7 +18,8 @@
 //! - `daemon`  — WSGIDaemonProcess;
 //! - `merge`   — directory/server settings, merging, effective per-request settings;
 //! - `mount`   — matching a request URI against the aliases;
-//! - `proxy`   — WSGITrustedProxyHeaders / WSGITrustedProxies and the CGI rewriting they drive.
+//! - `proxy`   — WSGITrustedProxyHeaders / WSGITrustedProxies and the CGI rewriting they drive;
+//! - `python`  — interpreter settings (WSGIPythonOptimize, WSGIPythonHashSeed, WSGIRestrictSignal, ...).
 
 mod alias;
 mod daemon;
@@ -28,6 +29,7 @@ mod merge;
 mod mount;
 mod options;
 pub mod proxy;
+pub mod python;
 mod words;
 
 /// The result of parsing one directive: the error is the message Apache shows.
@@ -52,4 +54,5 @@ pub use proxy::{
     CgiVars, IpRange, ProxyCategory, ProxyHeader, ProxyOutcome, TrustedProxies,
     parse_trusted_proxies, parse_trusted_proxy_headers, process_proxy_headers,
 };
+pub use python::PythonSettings;
 pub use words::words;

@@ -476,6 +476,11 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         }),
         allow_stdin: rt.allow_stdin,
         restrict_stdout: rt.restrict_stdout,
+        python: crate::config::PythonSettings {
+            eggs: spec.python_eggs.clone().or_else(|| rt.python.eggs.clone()),
+            switch_interval: spec.switch_interval.or(rt.python.switch_interval),
+            ..rt.python.clone()
+        },
     };
     // lang= / locale=: the environment Python reads its encodings from at start-up (this
     // process is single-threaded until the request threads start below).

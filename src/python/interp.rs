@@ -23,6 +23,8 @@ pub struct InitOptions {
     pub allow_stdin: bool,
     /// `WSGIRestrictStdout On`: `sys.stdout` raises instead of logging.
     pub restrict_stdout: bool,
+    /// Optimisation, bytecode, warnings, hash seed, switch interval, egg cache, signals.
+    pub python: crate::config::PythonSettings,
 }
 
 static STATE: OnceLock<Result<(), String>> = OnceLock::new();
@@ -69,6 +71,11 @@ pub fn initialize(opts: &InitOptions) -> &'static Result<(), String> {
 }
 
 fn init_inner(opts: &InitOptions) -> Result<(), String> {
+    if let Some(eggs) = &opts.python.eggs {
+        if let Err(e) = crate::sys::process::set_env("PYTHON_EGG_CACHE", eggs) {
+            tracing::warn!(target: "wsgi", "cannot set PYTHON_EGG_CACHE to '{eggs}': {e}");
+        }
+    }
     // SAFETY: called once per process, before any other Python API, on one thread. The PyConfig
     // lives on this stack frame until PyConfig_Clear.
     unsafe {
@@ -78,6 +85,14 @@ fn init_inner(opts: &InitOptions) -> Result<(), String> {
         config.parse_argv = 0;
         config.configure_c_stdio = 0;
         config.buffered_stdio = 0;
+        config.optimization_level = i32::from(opts.python.optimize);
+        if opts.python.dont_write_bytecode {
+            config.write_bytecode = 0;
+        }
+        if let Some(seed) = opts.python.hash_seed {
+            config.use_hash_seed = 1;
+            config.hash_seed = libc::c_ulong::from(seed);
+        }
         let set_str = |config: *mut ffi::PyConfig, field: *mut *mut libc::wchar_t, value: &str| -> Result<(), String> {
             let c = CString::new(value).map_err(|_| format!("{value:?} contains a NUL byte"))?;
             check(ffi::PyConfig_SetBytesString(config, field, c.as_ptr()), "cannot set Python configuration")
@@ -99,6 +114,17 @@ fn init_inner(opts: &InitOptions) -> Result<(), String> {
                 // The interpreter this module was built against: sys.prefix is its prefix.
                 None => set_str(cfg_ptr, &raw mut (*cfg_ptr).program_name, PYTHON_EXECUTABLE)?,
             }
+            // As `python -W`: sys.warnoptions in every interpreter, applied to its filters.
+            for w in &opts.python.warnings {
+                let c = CString::new(w.as_str()).map_err(|_| format!("{w:?} contains a NUL byte"))?;
+                let wide = ffi::Py_DecodeLocale(c.as_ptr(), std::ptr::null_mut());
+                if wide.is_null() {
+                    return Err(format!("cannot decode the warning filter {w:?}"));
+                }
+                let status = ffi::PyWideStringList_Append(&raw mut (*cfg_ptr).warnoptions, wide);
+                ffi::PyMem_RawFree(wide.cast());
+                check(status, "cannot set a warning filter")?;
+            }
             let argv0 = CString::new("mod_wsgi").unwrap();
             let mut argv = [argv0.as_ptr()];
             check(ffi::PyConfig_SetBytesArgv(cfg_ptr, 1, argv.as_mut_ptr()), "cannot set sys.argv")?;
@@ -114,6 +140,10 @@ fn init_inner(opts: &InitOptions) -> Result<(), String> {
         crate::wsgi::init_types(py)?;
         if let Some(p) = &opts.process {
             environ::init_template(py, p)?;
+        }
+        let sys = py.import("sys")?;
+        if let Some(interval) = opts.python.switch_interval {
+            sys.call_method1("setswitchinterval", (interval,))?;
         }
         setup_interpreter(py, "")
     });
@@ -160,6 +190,9 @@ pub fn setup_interpreter(py: Python<'_>, group: &str) -> PyResult<()> {
         reordered.extend(before.iter());
         sys.setattr("path", reordered)?;
     }
+    if opts.python.restrict_signal {
+        restrict_signal(py)?;
+    }
     let m = pyo3::types::PyModule::new(py, "mod_wsgi")?;
     m.setattr("version", environ::VERSION)?;
     m.setattr("application_group", group)?;
@@ -178,6 +211,24 @@ pub fn setup_interpreter(py: Python<'_>, group: &str) -> PyResult<()> {
     m.getattr("RequestTimeout")?.setattr("__module__", "mod_wsgi")?;
     sys.getattr("modules")?.set_item("mod_wsgi", m)?;
     Ok(())
+}
+
+/// WSGIRestrictSignal On: `signal.signal()` leaves the handler as it is (Apache owns this
+/// process's signals), logs one line naming the signal, and returns the current handler.
+fn restrict_signal(py: Python<'_>) -> PyResult<()> {
+    let code = std::ffi::CString::new(format!(
+        "import signal as _signal, sys as _sys\n\
+         def signal(signalnum, handler):\n\
+         \x20   _sys.stderr.write('{}: callback registration for signal %d ignored: Apache owns the signals of this process (WSGIRestrictSignal Off allows it)\\n' % signalnum)\n\
+         \x20   _sys.stderr.flush()\n\
+         \x20   return _signal.getsignal(signalnum)\n\
+         signal.__doc__ = _signal.signal.__doc__\n\
+         _signal.signal = signal\n",
+        crate::codes::SIGNAL_IGNORED
+    ))
+    .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let scope = pyo3::types::PyDict::new(py);
+    py.run(&code, Some(&scope), None)
 }
 
 /// Runs the functions registered with `atexit` in every interpreter of this process
