@@ -70,3 +70,5 @@ pub const CLIENT_DENIED: &str = "WR0132";
 pub const EMBEDDED_RESTRICTED: &str = "WR0133";
 /// WSGIRestrictSignal On: an application's signal.signal() call was ignored.
 pub const SIGNAL_IGNORED: &str = "WR0134";
+/// WSGIRestrictProcess does not allow the process group a request chose (403).
+pub const PROCESS_RESTRICTED: &str = "WR0135";

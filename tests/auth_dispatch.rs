@@ -334,7 +334,7 @@ def process_group(environ):
             .script("dispatch.wsgi", DISPATCH)
             .conf("WSGIRestrictEmbedded On\nWSGIDaemonProcess d1 threads=2\n")
             .conf(AUTH_CONF)
-            .conf("WSGIDispatchScript {dir}/scripts/dispatch.wsgi\n")
+            .conf("WSGIDispatchScript {dir}/scripts/dispatch.wsgi\n<Location /app/r>\n WSGIRestrictProcess d2 %{GLOBAL}\n</Location>\n")
             .start();
         let (s, body) = curl(&a.url("/app/basic/daemon"), &["-u", "spy:secret"]);
         assert_eq!(s, 200, "[{mpm}] {body}\n{}", a.error_log());
@@ -342,6 +342,9 @@ def process_group(environ):
         let (s, _) = curl(&a.url("/app/basic/here"), &["-u", "spy:secret"]);
         assert_eq!(s, 500, "[{mpm}]");
         assert!(a.wait_log("WR0133: WSGIRestrictEmbedded is On", Duration::from_secs(5)), "[{mpm}] {}", a.error_log());
+        // WSGIRestrictProcess: the group the dispatch script chose is not allowed there.
+        assert_eq!(a.get("/app/r/daemon").status, 403, "[{mpm}]");
+        assert!(a.wait_log("WR0135: process group 'd1' is not allowed", Duration::from_secs(5)), "[{mpm}] {}", a.error_log());
         let stopped = a.stop();
         assert!(!stopped.has_crash(), "[{mpm}]");
     }

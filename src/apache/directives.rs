@@ -164,6 +164,11 @@ pub unsafe extern "C" fn trusted_proxies(cmd: *mut ffi::cmd_parms, m: *mut c_voi
     }
 }
 
+pub unsafe extern "C" fn restrict_process(cmd: *mut ffi::cmd_parms, m: *mut c_void, args: *const c_char) -> *const c_char {
+    // SAFETY: Apache's arguments, as said above these handlers.
+    unsafe { dir_setting(cmd, m, args, |d, _, v| Ok(d.restrict_process = Some(conf::parse_restrict_process(v)?))) }
+}
+
 pub unsafe extern "C" fn callable_object(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
     // SAFETY: Apache's arguments, as said above these handlers.
     unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.callable_object = Some(conf::parse_callable_object(v)?))) }

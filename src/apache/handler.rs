@@ -69,6 +69,17 @@ fn handle(req: &Request<'_>) -> c_int {
             return ffi::HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    if let Some(allowed) = &dir.restrict_process {
+        if !allowed.contains(&names.process_group) {
+            let shown = if names.process_group.is_empty() { "%{GLOBAL}" } else { names.process_group.as_str() };
+            req.log(ffi::APLOG_ERR, &format!(
+                "{}: process group '{shown}' is not allowed for '{script}' by WSGIRestrictProcess (allowed: {}); add it there or choose another WSGIProcessGroup",
+                codes::PROCESS_RESTRICTED,
+                allowed.iter().map(|g| if g.is_empty() { "%{GLOBAL}" } else { g.as_str() }).collect::<Vec<_>>().join(" ")
+            ));
+            return ffi::HTTP_FORBIDDEN;
+        }
+    }
     let request_id = format!("{:x}.{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
     let call = wsgi::Call {
         cgi: &cgi.vars,

@@ -47,14 +47,13 @@ const fn accepted(name: &'static CStr, reason: &'static CStr) -> command_rec {
     }
 }
 
-const ACCEPTED: [command_rec; 16] = [
+const ACCEPTED: [command_rec; 15] = [
     accepted(c"WSGIAcceptMutex", c"Apache 2.4 chooses its accept mutex itself (the Mutex directive), and daemon processes here need none"),
     accepted(c"WSGISocketRotation", c"daemon sockets are made afresh by the Apache parent at every start and restart"),
     accepted(c"WSGIDestroyInterpreter", c"interpreters are not torn down at process exit (their atexit functions still run)"),
     accepted(c"WSGIPerInterpreterGIL", c"it needs Python 3.12 or later; the Python 3.11 embedded here has one GIL for all interpreters"),
     accepted(c"WSGIFreeThreading", c"it needs a free-threaded Python 3.13 build; this module embeds Python 3.11"),
     accepted(c"WSGICaseSensitivity", c"it only matters on case-insensitive file systems; script paths are used as written"),
-    accepted(c"WSGIRestrictProcess", c"not implemented: any daemon process group may be chosen in this context"),
     accepted(c"WSGIPassApacheRequest", c"Python code cannot be given Apache's request record (there is no apache.request_rec object)"),
     accepted(c"WSGIIgnoreActivity", c"not implemented: every request counts as activity for inactivity-timeout"),
     accepted(c"WSGIServerMetrics", c"server-wide metrics are not collected; mod_wsgi.server_metrics() returns None"),
@@ -68,7 +67,8 @@ const ACCEPTED: [command_rec; 16] = [
 
 const AUTH: i32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
-const MAIN: [command_rec; 34] = [
+const MAIN: [command_rec; 35] = [
+    raw(c"WSGIRestrictProcess", d::restrict_process, SERVER, c"process group names (%{GLOBAL}: embedded) that requests here may run in"),
     raw(c"WSGIPythonOptimize", d::global_setting, ffi::RSRC_CONF, c"0, 1 or 2 (as python -O)"),
     raw(c"WSGIDontWriteBytecode", d::global_setting, ffi::RSRC_CONF, c"On or Off: write no .pyc files"),
     raw(c"WSGIPythonWarnings", d::global_setting, ffi::RSRC_CONF, c"a warning filter as python -W takes it"),

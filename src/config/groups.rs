@@ -41,6 +41,15 @@ impl GroupSpec {
 
 /// Parse a WSGIProcessGroup value: a daemon group name, `%{GLOBAL}` (embedded mode),
 /// `%{ENV:variable}`, or `%{RESOURCE}` / `%{SERVER}` / `%{HOST}`.
+/// WSGIRestrictProcess NAME...: daemon group names, `%{GLOBAL}` for embedded mode (`""`).
+pub fn parse_restrict_process(raw: &str) -> ConfigResult<Vec<String>> {
+    let names = super::words(raw);
+    if names.is_empty() {
+        return Err("WSGIRestrictProcess: needs one or more process group names; write e.g. WSGIRestrictProcess myapp %{GLOBAL}".into());
+    }
+    Ok(names.into_iter().map(|n| if n == "%{GLOBAL}" { String::new() } else { n }).collect())
+}
+
 pub fn parse_process_group(arg: &str) -> ConfigResult<GroupSpec> {
     parse_group("WSGIProcessGroup", arg)
 }
@@ -282,6 +291,12 @@ fn collapse_slashes(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn restrict_process_names() {
+        assert_eq!(super::parse_restrict_process("a %{GLOBAL} 'b c'"), Ok(vec!["a".to_string(), String::new(), "b c".to_string()]));
+        assert!(super::parse_restrict_process("  ").unwrap_err().contains("WSGIRestrictProcess"));
+    }
+
     use super::*;
 
     #[test]

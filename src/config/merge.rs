@@ -33,6 +33,8 @@ pub struct DirSettings {
     pub auth_group_script: Option<HookScript>,
     /// WSGIDispatchScript: per-request `process_group`, `application_group`, `callable_object`.
     pub dispatch_script: Option<HookScript>,
+    /// WSGIRestrictProcess: the only process groups requests here may run in (`""`: embedded).
+    pub restrict_process: Option<Vec<String>>,
 }
 
 impl DirSettings {
@@ -57,6 +59,7 @@ impl DirSettings {
             auth_user_script: pick(&base.auth_user_script, &over.auth_user_script),
             auth_group_script: pick(&base.auth_group_script, &over.auth_group_script),
             dispatch_script: pick(&base.dispatch_script, &over.dispatch_script),
+            restrict_process: pick(&base.restrict_process, &over.restrict_process),
         }
     }
 }

@@ -45,7 +45,7 @@ pub use daemon::{
 pub use flags::{MapHeadToGet, parse_flag, parse_map_head_to_get};
 pub use groups::{
     GroupContext, GroupSpec, application_group_name, fixed_group_name, parse_application_group,
-    parse_callable_object, parse_process_group, process_group_name, resolve_callable_object,
+    parse_callable_object, parse_process_group, parse_restrict_process, process_group_name, resolve_callable_object,
     resolve_group_name,
 };
 pub use merge::{DirSettings, Effective, ServerSettings, effective};
