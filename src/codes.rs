@@ -72,3 +72,5 @@ pub const EMBEDDED_RESTRICTED: &str = "WR0133";
 pub const SIGNAL_IGNORED: &str = "WR0134";
 /// WSGIRestrictProcess does not allow the process group a request chose (403).
 pub const PROCESS_RESTRICTED: &str = "WR0135";
+/// script-user= / script-group=: the script's owner or group is not the one the daemon group requires (403).
+pub const SCRIPT_OWNER_REFUSED: &str = "WR0136";

@@ -1,4 +1,5 @@
-//! Issue #4: daemon mode against a real Apache.
+//! Daemon mode against a real Apache: process groups, concurrency, reloading, crashes, recycling,
+//! timeouts, the socket, graceful restarts and start-up.
 
 mod common;
 

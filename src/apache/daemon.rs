@@ -95,8 +95,9 @@ fn daemon_ids(spec: &DaemonProcess, apache: &Ids) -> Result<Ids, String> {
     Ok(Ids { uid, gid, name })
 }
 
-/// Creates the group's listening socket: only Apache's user may connect.
-fn listen(path: &str, backlog: u32, owner: &Ids) -> Result<OwnedFd, String> {
+/// Creates the group's listening socket: only `owner` (Apache's user, or socket-user=) may
+/// connect. send-buffer-size= / receive-buffer-size= size its buffers.
+fn listen(path: &str, spec: &DaemonProcess, owner: &Ids) -> Result<OwnedFd, String> {
     if path.len() >= 108 {
         return Err(format!("the socket path '{path}' is too long for a Unix socket (108 bytes); set a shorter WSGISocketPrefix"));
     }
@@ -111,7 +112,9 @@ fn listen(path: &str, backlog: u32, owner: &Ids) -> Result<OwnedFd, String> {
         let _ = std::os::unix::fs::chown(path, Some(owner.uid), Some(owner.gid));
     }
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    sys::socket::listen(fd.as_fd(), backlog.max(1) as i32).map_err(|e| format!("cannot listen on '{path}': {e}"))?;
+    sys::socket::set_buffer_sizes(fd.as_fd(), spec.send_buffer_size, spec.receive_buffer_size)
+        .map_err(|e| format!("cannot set send-buffer-size/receive-buffer-size on '{path}': {e}"))?;
+    sys::socket::listen(fd.as_fd(), spec.listen_backlog.max(1) as i32).map_err(|e| format!("cannot listen on '{path}': {e}"))?;
     Ok(fd)
 }
 
@@ -331,7 +334,40 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             }
         };
         let path = format!("{dir}/{generation}.{i}.sock");
-        let listener = match listen(&path, spec.listen_backlog, &apache) {
+        // socket-user=: the socket belongs to (and only accepts) that user, for servers whose
+        // children run as other users (mod_ruid2, mpm-itk); otherwise Apache's user.
+        let sock_owner = match &spec.socket_user {
+            Some(u) => match lookup_user(u) {
+                Ok((uid, gid)) => Ids { uid, gid, name: u.clone() },
+                Err(e) => {
+                    log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}': socket-user: {e}", codes::DAEMON_UNAVAILABLE, spec.name));
+                    broken.push(spec.name.clone());
+                    continue;
+                }
+            },
+            None => Ids { uid: apache.uid, gid: apache.gid, name: apache.name.clone() },
+        };
+        let script_uid = match spec.script_user.as_deref().map(lookup_user).transpose() {
+            Ok(ids) => ids.map(|(uid, _)| uid),
+            Err(e) => {
+                log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}': script-user: {e}", codes::DAEMON_UNAVAILABLE, spec.name));
+                broken.push(spec.name.clone());
+                continue;
+            }
+        };
+        let script_gid = match spec.script_group.as_deref().map(lookup_group).transpose() {
+            Ok(gid) => gid,
+            Err(e) => {
+                log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}': script-group: {e}", codes::DAEMON_UNAVAILABLE, spec.name));
+                broken.push(spec.name.clone());
+                continue;
+            }
+        };
+        if sock_owner.uid != apache.uid {
+            // The other user must reach the socket inside Apache's private directory.
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711));
+        }
+        let listener = match listen(&path, &spec, &sock_owner) {
             Ok(fd) => fd,
             Err(e) => {
                 log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}': {e}", codes::DAEMON_UNAVAILABLE, spec.name));
@@ -365,7 +401,9 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             listener: Mutex::new(Some(listener)),
             socket_path: path,
             secret,
-            apache_uid: apache.uid,
+            apache_uid: sock_owner.uid,
+            script_uid,
+            script_gid,
             uid: ids.uid,
             gid: ids.gid,
             user_name: ids.name,

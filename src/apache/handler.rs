@@ -335,6 +335,10 @@ fn execute_remote(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, gro
         req.log(ffi::APLOG_ERR, &format!("{}: WSGIProcessGroup '{group}' names no WSGIDaemonProcess group of this server; define it with WSGIDaemonProcess or fix the name (script '{}')", codes::UNKNOWN_PROCESS_GROUP, call.script));
         return ffi::HTTP_INTERNAL_SERVER_ERROR;
     };
+    if let Err(why) = script_owner_allowed(call.script, rt.script_uid, rt.script_gid) {
+        req.log(ffi::APLOG_ERR, &format!("{}: '{}' may not run in daemon process group '{group}': {why}", codes::SCRIPT_OWNER_REFUSED, call.script));
+        return ffi::HTTP_FORBIDDEN;
+    }
     let client = req.client();
     let wire = crate::protocol::RequestRef {
         script: call.script,
@@ -353,6 +357,22 @@ fn execute_remote(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, gro
     let overridden = eff.error_override.then(|| io.override_errors());
     let status = super::proxy::forward(&rt, &wire, &mut io, req.server_timeout());
     overridden_status(overridden).unwrap_or(status)
+}
+
+/// script-user= / script-group=: the script file must have that owner / group.
+fn script_owner_allowed(script: &str, uid: Option<u32>, gid: Option<u32>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    let m = std::fs::metadata(script).map_err(|e| format!("cannot read its owner: {e}"))?;
+    if let Some(u) = uid.filter(|u| *u != m.uid()) {
+        return Err(format!("it is owned by uid {}, and script-user= requires uid {u}", m.uid()));
+    }
+    if let Some(g) = gid.filter(|g| *g != m.gid()) {
+        return Err(format!("its group is gid {}, and script-group= requires gid {g}", m.gid()));
+    }
+    Ok(())
 }
 
 /// Embedded mode: runs the application in this process, in its application group's interpreter.

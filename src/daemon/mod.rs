@@ -43,6 +43,9 @@ pub struct GroupRuntime {
     /// WSGIRestrictStdin Off / WSGIRestrictStdout On (server-wide).
     pub allow_stdin: bool,
     pub restrict_stdout: bool,
+    /// script-user= / script-group=: the owner a script must have to run in this group.
+    pub script_uid: Option<u32>,
+    pub script_gid: Option<u32>,
     /// Server-wide interpreter settings (WSGIPythonOptimize, ...); the group's python-eggs= and
     /// switch-interval= win over WSGIPythonEggs and WSGISwitchInterval.
     pub python: crate::config::PythonSettings,

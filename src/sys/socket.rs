@@ -87,6 +87,17 @@ pub fn set_send_timeout(sock: BorrowedFd<'_>, timeout: Duration) -> io::Result<(
     set_option(sock, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv)
 }
 
+/// SO_SNDBUF / SO_RCVBUF: the kernel's buffer sizes for this socket (`None`: leave as is).
+pub fn set_buffer_sizes(sock: BorrowedFd<'_>, send: Option<u32>, receive: Option<u32>) -> io::Result<()> {
+    if let Some(n) = send {
+        set_option(sock, libc::SOL_SOCKET, libc::SO_SNDBUF, &(n.min(i32::MAX as u32) as libc::c_int))?;
+    }
+    if let Some(n) = receive {
+        set_option(sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &(n.min(i32::MAX as u32) as libc::c_int))?;
+    }
+    Ok(())
+}
+
 /// SO_RCVLOWAT: wake a blocked reader only once at least `bytes` are there (end of stream and
 /// timeouts still wake it).
 pub fn set_recv_lowat(sock: BorrowedFd<'_>, bytes: libc::c_int) -> io::Result<()> {
