@@ -68,3 +68,6 @@ pub const HOOK_SCRIPT_FAILED: &str = "WR0131";
 pub const CLIENT_DENIED: &str = "WR0132";
 /// An embedded-mode request while WSGIRestrictEmbedded is On (500): route it to a daemon group.
 pub const EMBEDDED_RESTRICTED: &str = "WR0133";
+/// A daemon request ran past request-timeout and mod_wsgi.RequestTimeout was injected into its
+/// thread (interrupt-timeout); the process restarts only if the thread does not return in time.
+pub const REQUEST_INTERRUPTED: &str = "WR0134";

@@ -70,7 +70,6 @@ pub const UNIMPLEMENTED_OPTIONS: &[&str] = &[
     "python-eggs",
     "switch-interval",
     "stack-size",
-    "interrupt-timeout",
     "eviction-timeout",
     "response-socket-timeout",
     "send-buffer-size",
@@ -620,11 +619,7 @@ mod tests {
         assert_eq!(d.eviction_timeout_or_graceful(), s(20));
         assert_eq!(
             d.unimplemented,
-            [
-                "interrupt-timeout",
-                "eviction-timeout",
-                "response-socket-timeout"
-            ]
+            ["eviction-timeout", "response-socket-timeout"]
         );
     }
 
