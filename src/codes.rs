@@ -74,3 +74,6 @@ pub const SIGNAL_IGNORED: &str = "WR0134";
 pub const PROCESS_RESTRICTED: &str = "WR0135";
 /// script-user= / script-group=: the script's owner or group is not the one the daemon group requires (403).
 pub const SCRIPT_OWNER_REFUSED: &str = "WR0136";
+/// A daemon request ran past request-timeout and mod_wsgi.RequestTimeout was injected into its
+/// thread (interrupt-timeout); the process restarts only if the thread does not return in time.
+pub const REQUEST_INTERRUPTED: &str = "WR0137";

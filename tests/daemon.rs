@@ -236,6 +236,122 @@ fn request_timeout_restarts_the_process_and_logs_the_stack() {
     assert_ne!(before, after);
 }
 
+/// For interrupt-timeout: `?spin` loops in Python for ever, `?ignore` swallows
+/// mod_wsgi.RequestTimeout and loops on, `?sleep=N` sleeps in C, `?big=N` returns N MiB in one
+/// block (written outside Python code); otherwise the pid.
+const STUCK_APP: &str = r#"
+import os, time, mod_wsgi
+def application(environ, start_response):
+    q = environ.get('QUERY_STRING', '')
+    if q == 'spin':
+        while True:
+            pass
+    if q == 'ignore':
+        while True:
+            try:
+                while True:
+                    pass
+            except mod_wsgi.RequestTimeout:
+                pass
+    if q.startswith('sleep='):
+        time.sleep(float(q[6:]))
+    if q.startswith('big='):
+        body = b'x' * (int(q[4:]) << 20)
+    else:
+        body = str(os.getpid()).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+/// A group `g` with `options` and STUCK_APP mounted at /stuck (its own sub-interpreter) and at
+/// /global (the main interpreter).
+fn interrupt_server(options: &str) -> Apache {
+    ApacheBuilder::new()
+        .log_level("warn wsgi:info")
+        .script("stuck.wsgi", STUCK_APP)
+        .conf(scripts_dir())
+        .conf(&format!("WSGIDaemonProcess g {options}"))
+        .conf("WSGIScriptAlias /stuck {dir}/scripts/stuck.wsgi process-group=g")
+        .conf("WSGIScriptAlias /global {dir}/scripts/stuck.wsgi process-group=g application-group=%{GLOBAL}")
+        .start()
+}
+
+#[test]
+fn interrupt_timeout_ends_a_stuck_request_with_504_and_keeps_the_process() {
+    // request-timeout=1 with 2 threads: a request is stuck after 1 * (1 + ln 2) = 1.7 s.
+    let a = interrupt_server("processes=1 threads=2 request-timeout=1 interrupt-timeout=4 shutdown-timeout=1");
+    let pid = a.get("/stuck").text();
+    assert!(pid.parse::<u32>().is_ok(), "{pid}\n{}", a.error_log());
+    for (i, path) in ["/stuck?spin", "/global?spin"].into_iter().enumerate() {
+        let t = Instant::now();
+        let r = a.get(path);
+        let took = t.elapsed();
+        assert_eq!(r.status, 504, "{path}: {r}\n{}", a.error_log());
+        assert!(took >= Duration::from_millis(1600) && took < Duration::from_secs(4), "{path}: interrupted at the request timeout, not at {took:?}");
+        assert!(a.wait_log_count("Request interrupted by RequestTimeout; thread recovered", i + 1, Duration::from_secs(3)), "{}", a.error_log());
+        // Both threads still serve, in the same process.
+        assert_eq!(pids_of(&a, "/stuck?sleep=0.3", 2), HashSet::from([pid.clone()]), "{}", a.error_log());
+    }
+    let log = a.error_log();
+    assert_eq!(log.matches("Injected RequestTimeout into thread").count(), 2, "{log}");
+    let line = log.lines().find(|l| l.contains("Injected RequestTimeout")).unwrap();
+    assert!(line.contains("WR0137") && line.contains("'g'") && line.contains("request-timeout") && line.contains("interrupt-timeout (4s)"), "{line}");
+    let stack = |l: &str| l.contains("WR0137") && (l.trim_end().ends_with("pass") || l.trim_end().ends_with("while True:"));
+    assert!(log.lines().any(stack), "the stuck thread's stack is logged: {log}");
+    // A thread blocked in C raises it once the call returns (here, before interrupt-timeout).
+    let t = Instant::now();
+    assert_eq!(a.get("/stuck?sleep=3").status, 504, "{}", a.error_log());
+    assert!(t.elapsed() >= Duration::from_secs(3));
+    assert!(a.wait_log_count("Injected RequestTimeout into thread", 3, Duration::from_secs(1)));
+    // Well past interrupt-timeout: the process was never restarted.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.get("/stuck").text(), pid);
+    let log = a.error_log();
+    assert!(!log.contains("restarting") && !log.contains("WR0119"), "{log}");
+}
+
+#[test]
+fn interrupt_timeout_takes_back_an_interruption_its_request_never_raised() {
+    let a = interrupt_server("processes=1 threads=2 request-timeout=1 interrupt-timeout=10 shutdown-timeout=1");
+    let pid = a.get("/stuck").text();
+    // 32 MiB that the client does not read for 3 s: the request is stuck writing, outside
+    // Python code, when it is interrupted, and then finishes without running Python again.
+    let mut c = a.connect();
+    c.write(&http_request("GET", "/stuck?big=32", &[], b""));
+    assert!(a.wait_log("Injected RequestTimeout into thread", Duration::from_secs(5)), "{}", a.error_log());
+    std::thread::sleep(Duration::from_secs(1));
+    let r = c.read_response(false).unwrap();
+    assert_eq!((r.status, r.complete, r.body.len()), (200, true, 32 << 20), "{}", a.error_log());
+    drop(c);
+    // The exception it never raised does not hit the thread's next requests.
+    for _ in 0..4 {
+        assert_eq!(pids_of(&a, "/stuck", 2), HashSet::from([pid.clone()]), "{}", a.error_log());
+    }
+    let log = a.error_log();
+    assert!(!log.contains("Request interrupted by RequestTimeout") && !log.contains("restarting"), "{log}");
+}
+
+#[test]
+fn interrupt_timeout_restarts_the_process_when_the_request_ignores_the_exception() {
+    let a = interrupt_server("processes=1 threads=2 request-timeout=1 interrupt-timeout=2 shutdown-timeout=1");
+    let before = a.get("/stuck").text();
+    let t = Instant::now();
+    let r = a.get("/stuck?ignore");
+    let took = t.elapsed();
+    assert!(r.status == 502 || !r.complete, "{r}");
+    // Stuck at 1.7 s, interrupted, not back 2 s later: restarted (then 1 s of shutdown-timeout).
+    assert!(took >= Duration::from_millis(3600) && took < Duration::from_secs(10), "{took:?}");
+    assert!(a.wait_log("WR0119", Duration::from_secs(5)));
+    let log = a.error_log();
+    assert!(log.contains("Injected RequestTimeout into thread"), "{log}");
+    assert!(log.contains("had not returned 2s later (interrupt-timeout)"), "{log}");
+    // The stacks are read from the stuck request's sub-interpreter while it loops.
+    assert!(!log.contains("could not get the Python stacks") && log.lines().any(|l| l.contains("WR0119") && l.contains("stuck.wsgi")), "{log}");
+    assert!(!log.contains("Request interrupted by RequestTimeout"), "{log}");
+    let after = a.get("/stuck").text();
+    assert!(after.parse::<u32>().is_ok() && after != before, "{before} -> {after}\n{log}");
+}
+
 #[test]
 fn undefined_process_group_is_a_500_with_one_clear_line() {
     let a = ApacheBuilder::new()

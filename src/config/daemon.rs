@@ -68,7 +68,6 @@ pub const DAEMON_OPTIONS: &[&str] = &[
 pub const UNIMPLEMENTED_OPTIONS: &[&str] = &[
     "chroot",
     "stack-size",
-    "interrupt-timeout",
     "eviction-timeout",
     "response-socket-timeout",
     "header-buffer-size",
@@ -613,11 +612,7 @@ mod tests {
         assert_eq!(d.eviction_timeout_or_graceful(), s(20));
         assert_eq!(
             d.unimplemented,
-            [
-                "interrupt-timeout",
-                "eviction-timeout",
-                "response-socket-timeout"
-            ]
+            ["eviction-timeout", "response-socket-timeout"]
         );
     }
 

@@ -10,6 +10,9 @@ pub enum RestartReason {
     RestartInterval(Duration),
     InactivityTimeout(Duration),
     RequestTimeout(Duration),
+    /// A request was interrupted (mod_wsgi.RequestTimeout injected) and its thread had not
+    /// returned this long after.
+    InterruptTimeout(Duration),
     Shutdown,
 }
 
@@ -21,6 +24,7 @@ impl std::fmt::Display for RestartReason {
             RestartReason::RestartInterval(d) => write!(f, "restart interval of {}s expired", d.as_secs()),
             RestartReason::InactivityTimeout(d) => write!(f, "inactivity timeout of {}s expired", d.as_secs()),
             RestartReason::RequestTimeout(d) => write!(f, "a request ran longer than the request timeout of {}s", d.as_secs()),
+            RestartReason::InterruptTimeout(d) => write!(f, "a request interrupted for running past its request timeout had not returned {}s later (interrupt-timeout)", d.as_secs()),
             RestartReason::Shutdown => write!(f, "shutdown requested"),
         }
     }
@@ -33,6 +37,27 @@ pub struct Limits {
     pub restart_interval: Option<Duration>,
     pub inactivity_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
+    /// How long a request interrupted at its request timeout may take to return before the
+    /// process restarts; `None`: no interruption, the process restarts at the request timeout.
+    pub interrupt_timeout: Option<Duration>,
+    /// Request threads of the process (the request timeout grows with them, see [`fire_point`]).
+    pub threads: usize,
+}
+
+/// When a request counts as stuck, as with mod_wsgi 6: `request_timeout * (1 + ln(threads))`,
+/// each request judged on its own. One thread: the request timeout itself; more threads grant
+/// more patience, growing slower than their number (2 threads: 1.69x, 10: 3.3x, 25: 4.2x).
+pub fn fire_point(request_timeout: Duration, threads: usize) -> Duration {
+    request_timeout.mul_f64(1.0 + (threads.max(1) as f64).ln())
+}
+
+/// A request running now, for [`check`] and [`to_interrupt`].
+#[derive(Debug, Clone)]
+pub struct RunningRequest {
+    pub id: u64,
+    pub started: Instant,
+    /// When it was interrupted (mod_wsgi.RequestTimeout sent to its thread).
+    pub interrupted: Option<Instant>,
 }
 
 /// A snapshot of a process's activity, for [`check`].
@@ -42,8 +67,8 @@ pub struct Activity {
     pub served: u64,
     pub active: usize,
     pub last_activity: Instant,
-    /// Start of the oldest request still running.
-    pub oldest_running: Option<Instant>,
+    /// The requests running now.
+    pub running: Vec<RunningRequest>,
 }
 
 /// Decides whether the process should restart now.
@@ -52,8 +77,15 @@ pub fn check(limits: &Limits, a: &Activity, now: Instant) -> Option<RestartReaso
         return Some(RestartReason::MaximumRequests(limits.maximum_requests));
     }
     if let Some(t) = limits.request_timeout {
-        if a.oldest_running.is_some_and(|s| now.duration_since(s) >= t) {
-            return Some(RestartReason::RequestTimeout(t));
+        let fire = fire_point(t, limits.threads);
+        for r in a.running.iter().filter(|r| now.saturating_duration_since(r.started) >= fire) {
+            match (limits.interrupt_timeout, r.interrupted) {
+                (None, _) => return Some(RestartReason::RequestTimeout(t)),
+                (Some(grace), Some(at)) if now.saturating_duration_since(at) >= grace => {
+                    return Some(RestartReason::InterruptTimeout(grace));
+                }
+                _ => {}
+            }
         }
     }
     if let Some(t) = limits.restart_interval {
@@ -67,6 +99,18 @@ pub fn check(limits: &Limits, a: &Activity, now: Instant) -> Option<RestartReaso
         }
     }
     None
+}
+
+/// The requests to interrupt now: past the request timeout, not interrupted yet, when the
+/// process interrupts stuck requests (interrupt-timeout) instead of restarting at once.
+pub fn to_interrupt(limits: &Limits, a: &Activity, now: Instant) -> Vec<u64> {
+    let (Some(t), Some(_)) = (limits.request_timeout, limits.interrupt_timeout) else { return Vec::new() };
+    let fire = fire_point(t, limits.threads);
+    a.running
+        .iter()
+        .filter(|r| r.interrupted.is_none() && now.saturating_duration_since(r.started) >= fire)
+        .map(|r| r.id)
+        .collect()
 }
 
 /// Delay before starting a process again after `failures` consecutive failed starts:
@@ -83,7 +127,7 @@ mod tests {
     use super::*;
 
     fn idle(now: Instant) -> Activity {
-        Activity { started: now, served: 0, active: 0, last_activity: now, oldest_running: None }
+        Activity { started: now, served: 0, active: 0, last_activity: now, running: Vec::new() }
     }
 
     #[test]
@@ -106,12 +150,54 @@ mod tests {
     #[test]
     fn request_timeout_only_counts_running_requests() {
         let now = Instant::now();
-        let l = Limits { request_timeout: Some(Duration::from_secs(5)), ..Default::default() };
+        let l = Limits { request_timeout: Some(Duration::from_secs(5)), threads: 1, ..Default::default() };
         let mut a = idle(now);
         assert_eq!(check(&l, &a, now + Duration::from_secs(60)), None);
-        a.oldest_running = Some(now);
+        a.running.push(RunningRequest { id: 1, started: now, interrupted: None });
         assert_eq!(check(&l, &a, now + Duration::from_secs(4)), None);
         assert!(matches!(check(&l, &a, now + Duration::from_secs(5)), Some(RestartReason::RequestTimeout(_))));
+        assert!(to_interrupt(&l, &a, now + Duration::from_secs(5)).is_empty(), "no interrupt-timeout: no interruption");
+    }
+
+    #[test]
+    fn request_timeout_grows_with_the_log_of_threads() {
+        let s = Duration::from_secs;
+        assert_eq!(fire_point(s(2), 1), s(2));
+        assert_eq!(fire_point(s(2), 0), s(2));
+        let two = fire_point(s(2), 2).as_secs_f64();
+        assert!((two - 2.0 * (1.0 + 2f64.ln())).abs() < 1e-6, "{two}");
+        let ten = fire_point(s(10), 10).as_secs_f64();
+        assert!((32.0..34.0).contains(&ten), "{ten}");
+        let now = Instant::now();
+        let l = Limits { request_timeout: Some(s(2)), threads: 2, ..Default::default() };
+        let mut a = idle(now);
+        a.running.push(RunningRequest { id: 1, started: now, interrupted: None });
+        assert_eq!(check(&l, &a, now + Duration::from_millis(3300)), None);
+        assert_eq!(check(&l, &a, now + Duration::from_millis(3400)), Some(RestartReason::RequestTimeout(s(2))));
+    }
+
+    #[test]
+    fn interrupt_first_then_restart_after_interrupt_timeout() {
+        let s = Duration::from_secs;
+        let now = Instant::now();
+        let l = Limits { request_timeout: Some(s(5)), interrupt_timeout: Some(s(3)), threads: 1, ..Default::default() };
+        let mut a = idle(now);
+        a.running.push(RunningRequest { id: 7, started: now, interrupted: None });
+        a.running.push(RunningRequest { id: 8, started: now + s(4), interrupted: None });
+        assert!(to_interrupt(&l, &a, now + s(4)).is_empty());
+        // Past the request timeout: interrupted, not restarted.
+        assert_eq!(to_interrupt(&l, &a, now + s(5)), [7]);
+        assert_eq!(check(&l, &a, now + s(5)), None);
+        a.running[0].interrupted = Some(now + s(5));
+        assert!(to_interrupt(&l, &a, now + s(6)).is_empty(), "interrupted once");
+        assert_eq!(check(&l, &a, now + s(7)), None, "within interrupt-timeout");
+        // Each request on its own clock.
+        assert_eq!(to_interrupt(&l, &a, now + s(9)), [8]);
+        // Not returned within interrupt-timeout: restart.
+        assert_eq!(check(&l, &a, now + s(8)), Some(RestartReason::InterruptTimeout(s(3))));
+        // A request that returned is gone from the list: nothing to do.
+        a.running.remove(0);
+        assert_eq!(check(&l, &a, now + s(8)), None);
     }
 
     #[test]

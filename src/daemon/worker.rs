@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 
 use super::GroupRuntime;
-use super::control::{self, Activity, Limits, RestartReason};
+use super::control::{self, Activity, Limits, RestartReason, RunningRequest};
 use super::io::DaemonIo;
 use crate::protocol::fdpass::FrameReader;
 use crate::protocol::{self, EndKind, Frame};
-use crate::python::{interp, pool, scripts};
+use crate::python::{interp, interrupt, pool, scripts};
 use crate::sys;
 use crate::sys::epoll::{self, Epoll};
 use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
@@ -38,6 +38,27 @@ pub fn install_signals() {
     let _ = sys::signal::set_process_mask(&sys::signal::SigSet::empty());
 }
 
+/// A request running in this process.
+struct Running {
+    started: Instant,
+    /// Its application group (`""`: the main interpreter).
+    group: String,
+    script: String,
+    /// Its thread, while that thread runs (or waits in) Python for it: set and cleared with the
+    /// GIL held, so an interruption sent with the GIL held finds it still in the request.
+    thread: Option<interrupt::PyThread>,
+    /// When it was found stuck and an interruption was sent for it.
+    interrupted: Option<Instant>,
+    /// mod_wsgi.RequestTimeout was scheduled in its thread (set with the GIL held).
+    injected: bool,
+}
+
+impl Running {
+    fn new(group: &str, script: &str) -> Self {
+        Running { started: Instant::now(), group: group.to_string(), script: script.to_string(), thread: None, interrupted: None, injected: false }
+    }
+}
+
 struct State {
     draining: AtomicBool,
     reason: Mutex<Option<RestartReason>>,
@@ -45,8 +66,9 @@ struct State {
     served: AtomicU64,
     started: Instant,
     last_activity: Mutex<Instant>,
-    /// Requests running now: when each started, and in which application group.
-    running: Mutex<HashMap<u64, (Instant, String)>>,
+    /// Requests running now, by sequence number. The lock is never held while waiting for the
+    /// GIL (it is taken with the GIL held, or without it, for a moment).
+    running: Mutex<HashMap<u64, Running>>,
     seq: AtomicU64,
     /// Write end of the pipe to the manager ("start my replacement now").
     notify: OwnedFd,
@@ -109,8 +131,20 @@ impl State {
             served: self.served.load(Ordering::Relaxed),
             active: self.active.load(Ordering::Relaxed),
             last_activity: *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()),
-            oldest_running: self.running.lock().unwrap_or_else(|e| e.into_inner()).values().map(|(t, _)| *t).min(),
+            running: self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(id, r)| RunningRequest { id: *id, started: r.started, interrupted: r.interrupted })
+                .collect(),
         }
+    }
+
+    /// The application group of the request running longest (`""` when none runs).
+    fn oldest_group(&self) -> String {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.values().min_by_key(|r| r.started).map(|r| r.group.clone()).unwrap_or_default()
     }
 
     /// The application groups other than `%{GLOBAL}` of requests running for at least `age`.
@@ -120,8 +154,8 @@ impl State {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|(t, g)| !g.is_empty() && t.elapsed() >= age)
-            .map(|(_, g)| g.clone())
+            .filter(|r| !r.group.is_empty() && r.started.elapsed() >= age)
+            .map(|r| r.group.clone())
             .collect();
         groups.sort();
         groups.dedup();
@@ -317,9 +351,9 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
     }
     let seq = st.seq.fetch_add(1, Ordering::Relaxed);
     st.active.fetch_add(1, Ordering::SeqCst);
-    st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, (Instant::now(), req.application_group.clone()));
+    st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, Running::new(&req.application_group, &req.script));
 
-    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, c, &req, &mut thread))) {
+    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, st, seq, c, &req, &mut thread))) {
         Ok(k) => k,
         Err(_) => {
             tracing::error!(target: "wsgi", "{}: internal error while running a request for '{}'; the daemon process restarts", crate::codes::INTERNAL_PANIC, req.script);
@@ -339,7 +373,41 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
     keep
 }
 
-fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request, thread: &mut ThreadInUse<'_>) -> bool {
+/// Marks request `seq` as running Python on this thread (so that it can be interrupted) for as
+/// long as it lives; made and dropped with the GIL held in the request's interpreter. An
+/// interruption that was sent but not raised by the end is taken back, so that it cannot hit
+/// the thread's next request.
+struct Interruptible<'a, 'py> {
+    st: &'a State,
+    seq: u64,
+    py: Python<'py>,
+}
+
+impl<'a, 'py> Interruptible<'a, 'py> {
+    fn new(py: Python<'py>, st: &'a State, seq: u64) -> Self {
+        if let Some(r) = st.running.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&seq) {
+            r.thread = Some(interrupt::this_thread(py));
+        }
+        Interruptible { st, seq, py }
+    }
+}
+
+impl Drop for Interruptible<'_, '_> {
+    fn drop(&mut self) {
+        let injected = match self.st.running.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.seq) {
+            Some(r) => {
+                r.thread = None;
+                r.injected
+            }
+            None => false,
+        };
+        if injected {
+            interrupt::discard_pending(self.py);
+        }
+    }
+}
+
+fn run_request(rt: &GroupRuntime, st: &State, seq: u64, c: &mut Conn, req: &protocol::Request, thread: &mut ThreadInUse<'_>) -> bool {
     let Ok(stream) = c.stream.try_clone() else { return false };
     let io = DaemonIo::new(stream, req.header_only, req.client.clone());
     let flags = io.flags();
@@ -358,21 +426,24 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request, thread:
     let _ = rt;
     let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
     let group = req.application_group.as_str();
-    let entered = pool::enter(group, |py| match scripts::application(py, group, &req.script, req.mtime, req.script_reloading, &req.callable) {
-        Ok(app) => {
-            let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
-            finishing = io;
-            Some(outcome)
-        }
-        Err(scripts::LoadError::Failed(lines)) => {
-            for l in lines {
-                tracing::error!(target: "wsgi", "[client {}] {l}", req.client);
+    let entered = pool::enter(group, |py| {
+        let _interruptible = Interruptible::new(py, st, seq);
+        match scripts::application(py, group, &req.script, req.mtime, req.script_reloading, &req.callable) {
+            Ok(app) => {
+                let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
+                finishing = io;
+                Some(outcome)
             }
-            None
-        }
-        Err(scripts::LoadError::NoCallable(msg)) => {
-            tracing::error!(target: "wsgi", "[client {}] {msg}", req.client);
-            None
+            Err(scripts::LoadError::Failed(lines)) => {
+                for l in lines {
+                    tracing::error!(target: "wsgi", "[client {}] {l}", req.client);
+                }
+                None
+            }
+            Err(scripts::LoadError::NoCallable(msg)) => {
+                tracing::error!(target: "wsgi", "[client {}] {msg}", req.client);
+                None
+            }
         }
     });
     let outcome = entered.unwrap_or_else(|e| {
@@ -421,12 +492,71 @@ fn request_thread(rt: Arc<GroupRuntime>, st: Arc<State>, d: Arc<Dispatcher>) {
     }
 }
 
-/// Logs the Python stack of every thread (for a request that timed out).
-fn dump_stacks() {
+/// Sends mod_wsgi.RequestTimeout to the thread of request `seq`, found running past its request
+/// timeout (in the interpreter the request runs in; this waits for the GIL). Logs what was done.
+fn interrupt_request(rt: &GroupRuntime, st: &State, seq: u64) {
+    enum Undone {
+        NotInPython,
+        Failed(String),
+    }
+    let Some((group, script, started)) = st.running.lock().unwrap_or_else(|e| e.into_inner()).get(&seq).map(|r| (r.group.clone(), r.script.clone(), r.started)) else {
+        return; // finished meanwhile
+    };
+    let spec = &rt.spec;
+    let threads = spec.threads.max(1);
+    let allowed = spec.request_timeout.map(|t| control::fire_point(t, threads as usize)).unwrap_or_default();
+    let past = format!(
+        "past the {:.1}s that request-timeout={} allows with {threads} thread(s)",
+        allowed.as_secs_f64(),
+        spec.request_timeout.unwrap_or_default().as_secs()
+    );
+    let grace = spec.interrupt_timeout.unwrap_or_default().as_secs();
+    let code = crate::codes::REQUEST_INTERRUPTED;
+    let (name, pid) = (&spec.name, std::process::id());
+    let undone = pool::enter(&group, |py| {
+        let class = match interrupt::request_timeout_class(py) {
+            Ok(c) => c,
+            Err(e) => return Some(Undone::Failed(format!("mod_wsgi.RequestTimeout cannot be found: {e}"))),
+        };
+        // Where it is stuck, read before it is interrupted (this runs Python code, so it comes
+        // before the lock, and the request may finish meanwhile: checked below).
+        let target = st.running.lock().unwrap_or_else(|e| e.into_inner()).get(&seq).and_then(|r| r.thread);
+        let stack = target.and_then(|t| interrupt::stack(py, t.ident()).ok()).unwrap_or_default();
+        let target = {
+            let mut running = st.running.lock().unwrap_or_else(|e| e.into_inner());
+            let r = running.get_mut(&seq)?; // finished meanwhile
+            let Some(target) = r.thread else { return Some(Undone::NotInPython) };
+            if let Err(e) = interrupt::raise_in(py, target, &class) {
+                return Some(Undone::Failed(e));
+            }
+            r.injected = true;
+            target
+        };
+        // Logged before the GIL is given up, so before the thread can raise it.
+        let ran = started.elapsed().as_secs_f64();
+        tracing::warn!(target: "wsgi", "{code}: Injected RequestTimeout into thread {} of daemon process group '{name}' (pid {pid}): its request for '{script}' ran {ran:.1}s, {past}; the process restarts if the thread has not returned within interrupt-timeout ({grace}s).", target.ident());
+        for l in stack {
+            tracing::warn!(target: "wsgi", "{code}:   {l}");
+        }
+        None
+    });
+    let ran = started.elapsed().as_secs_f64();
+    let why = match undone {
+        Ok(None) => return,
+        Ok(Some(Undone::NotInPython)) => "it is not running Python code, where RequestTimeout could reach it".to_string(),
+        Ok(Some(Undone::Failed(why))) | Err(why) => format!("RequestTimeout cannot be sent to its thread: {why}"),
+    };
+    tracing::warn!(target: "wsgi", "{code}: a request for '{script}' in daemon process group '{name}' (pid {pid}) ran {ran:.1}s, {past}, and {why}; the process restarts if it has not returned within interrupt-timeout ({grace}s).");
+}
+
+/// Logs the Python stack of every thread (for a request that timed out), read from the
+/// interpreter of application group `group` (the stuck request's: waiting for the GIL as one of
+/// its threads is what makes a thread looping in Python code there give the GIL up, see
+/// [`pool`]).
+fn dump_stacks(group: String) {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().name("wsgi-stacks".into()).spawn(move || {
-        interp::ensure_thread_state();
-        let lines = Python::attach(|py| -> PyResult<Vec<String>> {
+        let lines = pool::enter(&group, |py| -> PyResult<Vec<String>> {
             let frames = py.import("sys")?.call_method0("_current_frames")?;
             let tb = py.import("traceback")?;
             let mut out = vec![];
@@ -445,7 +575,7 @@ fn dump_stacks() {
         return;
     }
     match rx.recv_timeout(Duration::from_secs(3)) {
-        Ok(Ok(lines)) => {
+        Ok(Ok(Ok(lines))) => {
             for l in lines {
                 tracing::error!(target: "wsgi", "{}: {l}", crate::codes::REQUEST_TIMEOUT);
             }
@@ -553,6 +683,27 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         restart_interval: spec.restart_interval,
         inactivity_timeout: spec.inactivity_timeout,
         request_timeout: spec.request_timeout,
+        interrupt_timeout: spec.interrupt_timeout,
+        threads: spec.threads.max(1) as usize,
+    };
+    // interrupt-timeout: stuck requests are interrupted by a thread of their own, so that the
+    // loop below never waits for the GIL.
+    let interrupter = match (spec.request_timeout, spec.interrupt_timeout) {
+        (Some(_), Some(_)) => {
+            let (tx, rx) = std::sync::mpsc::channel::<u64>();
+            let (rt, st) = (rt.clone(), st.clone());
+            let started = std::thread::Builder::new().name("wsgi-interrupt".into()).spawn(move || {
+                interp::ensure_thread_state();
+                for seq in rx {
+                    interrupt_request(&rt, &st, seq);
+                }
+            });
+            if let Err(e) = &started {
+                tracing::error!(target: "wsgi", "{}: daemon process group '{}' cannot start its interrupt thread ({e}); stuck requests restart the process after interrupt-timeout", crate::codes::REQUEST_INTERRUPTED, spec.name);
+            }
+            started.ok().map(|_| tx)
+        }
+        _ => None,
     };
     // deadlock-timeout: a watchdog proves every second that the GIL can be taken.
     let gil_seen = Arc::new(Mutex::new(Instant::now()));
@@ -581,12 +732,32 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
                     rt.board.reset(slot, spec.threads.max(1) as i32);
                 }
             }
-            if let Some(reason) = control::check(&limits, &a, Instant::now()) {
-                if let RestartReason::RequestTimeout(t) = reason {
+            let now = Instant::now();
+            let stuck = control::to_interrupt(&limits, &a, now);
+            if !stuck.is_empty() {
+                let mut running = st.running.lock().unwrap_or_else(|e| e.into_inner());
+                for seq in stuck {
+                    // The interrupt-timeout clock starts now, whether or not the exception can
+                    // be delivered (a thread that cannot be reached restarts the process then).
+                    if let Some(r) = running.get_mut(&seq) {
+                        r.interrupted = Some(now);
+                        if let Some(tx) = &interrupter {
+                            let _ = tx.send(seq);
+                        }
+                    }
+                }
+            }
+            if let Some(reason) = control::check(&limits, &a, now) {
+                if let RestartReason::RequestTimeout(t) | RestartReason::InterruptTimeout(t) = reason {
                     timed_out = true;
-                    dump_stacks();
-                    for group in st.sub_interpreter_groups_running(t) {
-                        tracing::error!(target: "wsgi", "{}", pool::stuck_hint(&group, "request-timeout"));
+                    dump_stacks(st.oldest_group());
+                    let option = match reason {
+                        RestartReason::RequestTimeout(_) => "request-timeout",
+                        _ => "interrupt-timeout",
+                    };
+                    let stuck_after = control::fire_point(spec.request_timeout.unwrap_or(t), limits.threads);
+                    for group in st.sub_interpreter_groups_running(stuck_after) {
+                        tracing::error!(target: "wsgi", "{}", pool::stuck_hint(&group, option));
                     }
                 }
                 st.drain(reason);

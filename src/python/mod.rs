@@ -4,6 +4,7 @@
 
 pub mod bytes;
 pub mod interp;
+pub mod interrupt;
 
 use std::sync::{Condvar, Mutex};
 
