@@ -77,3 +77,5 @@ pub const SCRIPT_OWNER_REFUSED: &str = "WR0136";
 /// A daemon request ran past request-timeout and mod_wsgi.RequestTimeout was injected into its
 /// thread (interrupt-timeout); the process restarts only if the thread does not return in time.
 pub const REQUEST_INTERRUPTED: &str = "WR0137";
+/// A daemon process reached memory-limit=, virtual-memory-limit= or cpu-time-limit= and is replaced.
+pub const PROCESS_LIMIT: &str = "WR0138";

@@ -55,3 +55,85 @@ fn socket_and_script_owner_options() {
         assert!(!stopped.has_crash(), "[{mpm}]");
     }
 }
+
+/// memory-limit=: a daemon that leaks is replaced before it runs out (one WR0138 line naming
+/// the limit), and no request fails; the kernel limits are set as mod_wsgi sets them.
+#[test]
+fn memory_limit_recycles_a_leaking_process() {
+    const LEAK: &str = r#"
+import os, resource
+HELD = []
+def application(environ, start_response):
+    if environ['PATH_INFO'] == '/limits':
+        body = '%d %d %d' % (resource.getrlimit(resource.RLIMIT_DATA)[0],
+            resource.getrlimit(resource.RLIMIT_AS)[0], os.getpriority(os.PRIO_PROCESS, 0))
+    else:
+        HELD.append(bytearray(40 << 20))
+        body = '%d' % os.getpid()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+"#;
+    let a = ApacheBuilder::new()
+        .script("leak.wsgi", LEAK)
+        .conf(
+            "WSGIDaemonProcess leak threads=2 memory-limit=300000000 virtual-memory-limit=4000000000 cpu-priority=5 stack-size=524288\n\
+             WSGIScriptAlias /leak {dir}/scripts/leak.wsgi process-group=leak\n\
+             <Directory {dir}/scripts>\n Require all granted\n</Directory>\n",
+        )
+        .start();
+    let r = a.get("/leak/limits");
+    assert_eq!((r.status, r.text().as_str()), (200, "300000000 4000000000 5"), "{r}\n{}", a.error_log());
+    let mut pids = std::collections::HashSet::new();
+    for i in 0..20 {
+        let r = a.get("/leak/x");
+        assert_eq!(r.status, 200, "request {i}: {r}\n{}", a.error_log());
+        pids.insert(r.text());
+    }
+    assert!(pids.len() >= 2, "the leaking process was never replaced: {pids:?}\n{}", a.error_log());
+    let log = a.error_log();
+    assert!(log.contains("WR0138: daemon process 'leak'") && log.contains("memory-limit=300000000 nearly reached"), "{log}");
+    assert!(!log.contains("MemoryError"), "{log}");
+    for option in ["memory-limit", "virtual-memory-limit", "cpu-priority", "stack-size"] {
+        assert!(!log.contains(&format!("option '{option}'")), "{option}: {log}");
+    }
+    assert!(!a.stop().has_crash());
+}
+
+/// cpu-time-limit=: a process that used up its CPU time finishes its request and is replaced.
+#[test]
+fn cpu_time_limit_replaces_the_process() {
+    const SPIN: &str = r#"
+import os, time
+def application(environ, start_response):
+    if environ['PATH_INFO'] == '/spin':
+        end = time.process_time() + 1.5
+        while time.process_time() < end:
+            pass
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('%d' % os.getpid()).encode()]
+"#;
+    let a = ApacheBuilder::new()
+        .script("spin.wsgi", SPIN)
+        .conf(
+            "WSGIDaemonProcess spin threads=1 cpu-time-limit=1\n\
+             WSGIScriptAlias /spin {dir}/scripts/spin.wsgi process-group=spin\n\
+             <Directory {dir}/scripts>\n Require all granted\n</Directory>\n",
+        )
+        .start();
+    let first = a.get("/spin/hello");
+    assert_eq!(first.status, 200, "{first}\n{}", a.error_log());
+    let r = a.get("/spin/spin");
+    assert_eq!(r.status, 200, "the request that crossed the limit still completes: {r}\n{}", a.error_log());
+    assert!(a.wait_log("cpu-time-limit of 1s of CPU time reached", Duration::from_secs(10)), "{}", a.error_log());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = a.get("/spin/hello");
+        assert_eq!(r.status, 200, "{r}\n{}", a.error_log());
+        if r.text() != first.text() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the process was not replaced\n{}", a.error_log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!a.stop().has_crash());
+}

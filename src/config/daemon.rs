@@ -67,16 +67,11 @@ pub const DAEMON_OPTIONS: &[&str] = &[
 /// Options that are parsed and validated but not acted on yet by the daemon.
 pub const UNIMPLEMENTED_OPTIONS: &[&str] = &[
     "chroot",
-    "stack-size",
     "eviction-timeout",
     "response-socket-timeout",
     "header-buffer-size",
     "response-buffer-size",
     "response-flush-delay",
-    "cpu-time-limit",
-    "cpu-priority",
-    "memory-limit",
-    "virtual-memory-limit",
     "server-metrics",
     "newrelic-config-file",
     "newrelic-environment",
@@ -728,10 +723,10 @@ mod tests {
 
     #[test]
     fn repeated_option_last_wins_and_is_listed_once() {
-        let d = parse("g threads=3 threads=4 memory-limit=1 memory-limit=2");
+        let d = parse("g threads=3 threads=4 memory-limit=1 memory-limit=2 response-flush-delay=1 response-flush-delay=2");
         assert_eq!(d.threads, 4);
         assert_eq!(d.memory_limit, Some(2));
-        assert_eq!(d.unimplemented, ["memory-limit"]);
+        assert_eq!(d.unimplemented, ["response-flush-delay"]);
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub enum RestartReason {
     /// A request was interrupted (mod_wsgi.RequestTimeout injected) and its thread had not
     /// returned this long after.
     InterruptTimeout(Duration),
+    /// memory-limit= (data size) or virtual-memory-limit= (address space) nearly reached.
+    MemoryLimit { option: &'static str, limit: u64, used: u64 },
+    /// cpu-time-limit= reached (SIGXCPU).
+    CpuTimeLimit(Duration),
     Shutdown,
 }
 
@@ -25,9 +29,31 @@ impl std::fmt::Display for RestartReason {
             RestartReason::InactivityTimeout(d) => write!(f, "inactivity timeout of {}s expired", d.as_secs()),
             RestartReason::RequestTimeout(d) => write!(f, "a request ran longer than the request timeout of {}s", d.as_secs()),
             RestartReason::InterruptTimeout(d) => write!(f, "a request interrupted for running past its request timeout had not returned {}s later (interrupt-timeout)", d.as_secs()),
+            RestartReason::MemoryLimit { option, limit, used } => write!(
+                f,
+                "{option}={limit} nearly reached ({used} bytes in use, recycled at {}%)",
+                MEMORY_RECYCLE_PERCENT
+            ),
+            RestartReason::CpuTimeLimit(d) => write!(f, "cpu-time-limit of {}s of CPU time reached", d.as_secs()),
             RestartReason::Shutdown => write!(f, "shutdown requested"),
         }
     }
+}
+
+/// A process is recycled once its memory reaches this share of memory-limit= or
+/// virtual-memory-limit= (the kernel refuses allocations past the limit itself: MemoryError).
+pub const MEMORY_RECYCLE_PERCENT: u64 = 80;
+
+/// Whether memory use (address space, data) calls for a restart under the group's limits.
+pub fn memory_check(memory_limit: Option<u64>, virtual_memory_limit: Option<u64>, (space, data): (u64, u64)) -> Option<RestartReason> {
+    let over = |limit: u64, used: u64| used.saturating_mul(100) >= limit.saturating_mul(MEMORY_RECYCLE_PERCENT);
+    if let Some(limit) = memory_limit.filter(|l| over(*l, data)) {
+        return Some(RestartReason::MemoryLimit { option: "memory-limit", limit, used: data });
+    }
+    if let Some(limit) = virtual_memory_limit.filter(|l| over(*l, space)) {
+        return Some(RestartReason::MemoryLimit { option: "virtual-memory-limit", limit, used: space });
+    }
+    None
 }
 
 /// The limits of one daemon group that cause restarts.
@@ -128,6 +154,19 @@ mod tests {
 
     fn idle(now: Instant) -> Activity {
         Activity { started: now, served: 0, active: 0, last_activity: now, running: Vec::new() }
+    }
+
+    #[test]
+    fn memory_limits_recycle_at_their_share() {
+        assert_eq!(memory_check(None, None, (u64::MAX, u64::MAX)), None);
+        assert_eq!(memory_check(Some(1000), None, (10_000, 799)), None);
+        assert_eq!(
+            memory_check(Some(1000), None, (10_000, 800)),
+            Some(RestartReason::MemoryLimit { option: "memory-limit", limit: 1000, used: 800 })
+        );
+        assert_eq!(memory_check(Some(1000), Some(20_000), (15_999, 10)), None);
+        let r = memory_check(Some(1000), Some(20_000), (16_000, 10)).unwrap();
+        assert!(r.to_string().starts_with("virtual-memory-limit=20000 nearly reached (16000 bytes in use"), "{r}");
     }
 
     #[test]

@@ -26,6 +26,61 @@ use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
 /// Set by SIGTERM/SIGINT.
 pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
+/// Set by SIGXCPU: cpu-time-limit= was reached.
+static CPU_LIMIT_REACHED: AtomicBool = AtomicBool::new(false);
+
+/// The process limits of a daemon group, applied as a worker process starts: cpu-priority=,
+/// memory-limit= (RLIMIT_DATA), virtual-memory-limit= (RLIMIT_AS) and cpu-time-limit=
+/// (RLIMIT_CPU: SIGXCPU at the limit starts a graceful restart; the hard limit, which kills, is
+/// past the time that restart may take).
+fn apply_process_limits(spec: &crate::config::DaemonProcess) {
+    let warn = |what: &str, e: std::io::Error| {
+        tracing::warn!(target: "wsgi", "daemon process group '{}' (pid {}): cannot apply {what}: {e}", spec.name, std::process::id());
+    };
+    if spec.cpu_priority != 0 {
+        if let Err(e) = sys::process::set_priority(spec.cpu_priority) {
+            warn("cpu-priority", e);
+        }
+    }
+    if let Some(l) = spec.memory_limit {
+        if let Err(e) = sys::process::set_limit(libc::RLIMIT_DATA, l, l) {
+            warn("memory-limit", e);
+        }
+    }
+    if let Some(l) = spec.virtual_memory_limit {
+        if let Err(e) = sys::process::set_limit(libc::RLIMIT_AS, l, l) {
+            warn("virtual-memory-limit", e);
+        }
+    }
+    if let Some(t) = spec.cpu_time_limit {
+        let soft = t.as_secs().max(1);
+        let hard = soft + (spec.graceful_timeout + spec.shutdown_timeout).as_secs() + 5;
+        let set = sys::signal::set_flag_on(&[libc::SIGXCPU], &CPU_LIMIT_REACHED).and_then(|_| sys::process::set_limit(libc::RLIMIT_CPU, soft, hard));
+        if let Err(e) = set {
+            warn("cpu-time-limit", e);
+        }
+    }
+}
+
+/// memory-limit= / virtual-memory-limit=: starts a graceful restart (one WR0138 line naming
+/// the limit) once memory use nears the limit. `true`: this process is restarting.
+fn check_memory(spec: &crate::config::DaemonProcess, st: &State) -> bool {
+    if spec.memory_limit.is_none() && spec.virtual_memory_limit.is_none() {
+        return false;
+    }
+    let Ok(sizes) = sys::process::memory_sizes() else { return false };
+    match control::memory_check(spec.memory_limit, spec.virtual_memory_limit, sizes) {
+        Some(reason) => {
+            if !st.draining.load(Ordering::SeqCst) {
+                tracing::warn!(target: "wsgi", "{}: daemon process '{}' (pid {}): {reason}; it is replaced once its running requests finish", crate::codes::PROCESS_LIMIT, spec.name, std::process::id());
+            }
+            st.drain(reason);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Installs this process's signal dispositions (replacing Apache's, inherited through fork):
 /// SIGTERM and SIGINT set [`SHUTDOWN`], the other signals Apache uses are ignored, and the mask
 /// inherited from Apache is cleared.
@@ -370,6 +425,9 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
         st.drain(RestartReason::MaximumRequests(rt.spec.maximum_requests));
         return false;
     }
+    if check_memory(&rt.spec, st) {
+        return false;
+    }
     keep
 }
 
@@ -591,6 +649,7 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
     let _ = sys::process::set_parent_death_signal(libc::SIGKILL);
     install_signals();
     let spec = &rt.spec;
+    apply_process_limits(spec);
     tracing::info!(target: "wsgi", "Starting process '{}' with pid={}, uid={}, gid={} and threads={}.", spec.name, std::process::id(), sys::process::uid(), sys::process::gid(), spec.threads);
     let opts = interp::InitOptions {
         // A group without python-home= uses the server-wide WSGIPythonHome, as with mod_wsgi.
@@ -670,7 +729,7 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         let (rt, st, d) = (rt.clone(), st.clone(), d.clone());
         let h = std::thread::Builder::new()
             .name(format!("wsgi-{i}"))
-            .stack_size(8 << 20)
+            .stack_size(spec.stack_size.map_or(8 << 20, |s| s as usize))
             .spawn(move || request_thread(rt, st, d));
         match h {
             Ok(h) => handles.push(h),
@@ -723,6 +782,11 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         std::thread::sleep(Duration::from_millis(50));
         if SHUTDOWN.load(Ordering::SeqCst) {
             st.drain(RestartReason::Shutdown);
+        }
+        if CPU_LIMIT_REACHED.swap(false, Ordering::SeqCst) && !st.draining.load(Ordering::SeqCst) {
+            let reason = RestartReason::CpuTimeLimit(spec.cpu_time_limit.unwrap_or_default());
+            tracing::warn!(target: "wsgi", "{}: daemon process '{}' (pid {}): {reason}; it is replaced once its running requests finish", crate::codes::PROCESS_LIMIT, spec.name, std::process::id());
+            st.drain(reason);
         }
         if !st.draining.load(Ordering::SeqCst) {
             // Idle for a while: no thread is busy or promised, whatever the board says.

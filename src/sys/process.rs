@@ -321,6 +321,34 @@ pub fn set_title(name: &str) {
     }
 }
 
+/// Sets this process's scheduling priority (nice value, -20 ..= 19).
+pub fn set_priority(prio: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes no pointers.
+    unsafe { syscall!(setpriority(libc::PRIO_PROCESS, 0, prio)) }?;
+    Ok(())
+}
+
+/// A resource limit of this process (`setrlimit`): `soft` is enforced, `hard` is the ceiling.
+pub fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard.max(soft) as libc::rlim_t };
+    // SAFETY: setrlimit reads the struct we pass for the duration of the call.
+    unsafe { syscall!(setrlimit(resource, &lim)) }?;
+    Ok(())
+}
+
+/// This process's memory in bytes as the kernel limits it: (address space, as RLIMIT_AS
+/// counts it; data, as RLIMIT_DATA counts it), from `/proc/self/statm`.
+pub fn memory_sizes() -> io::Result<(u64, u64)> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let f: Vec<u64> = statm.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // SAFETY: sysconf takes no pointers.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    match (f.first(), f.get(5)) {
+        (Some(size), Some(data)) => Ok((size * page, data * page)),
+        _ => Err(io::Error::other("unreadable /proc/self/statm")),
+    }
+}
+
 /// Sets the file mode creation mask; returns the previous one.
 pub fn umask(mask: libc::mode_t) -> libc::mode_t {
     // SAFETY: umask takes no pointers and cannot fail.
