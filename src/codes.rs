@@ -79,3 +79,5 @@ pub const SCRIPT_OWNER_REFUSED: &str = "WR0136";
 pub const REQUEST_INTERRUPTED: &str = "WR0137";
 /// A daemon process reached memory-limit=, virtual-memory-limit= or cpu-time-limit= and is replaced.
 pub const PROCESS_LIMIT: &str = "WR0138";
+/// A daemon-mode response head larger than header-buffer-size= (500).
+pub const RESPONSE_REFUSED: &str = "WR0139";

@@ -137,3 +137,49 @@ def application(environ, start_response):
     }
     assert!(!a.stop().has_crash());
 }
+
+/// header-buffer-size=: a larger response head is refused with 500 and one line saying which
+/// option; SIGUSR2 evicts a process (replaced once its running request finishes, within
+/// eviction-timeout=).
+#[test]
+fn header_buffer_size_and_eviction() {
+    const APP: &str = r#"
+import os, time
+def application(environ, start_response):
+    if environ['PATH_INFO'] == '/big':
+        start_response('200 OK', [('X-Big', 'x' * 10000)])
+        return [b'big']
+    if environ['PATH_INFO'] == '/slow':
+        time.sleep(1.5)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('%d' % os.getpid()).encode()]
+"#;
+    let a = ApacheBuilder::new()
+        .script("app.wsgi", APP)
+        .conf(
+            "WSGIDaemonProcess e threads=2 header-buffer-size=8192 eviction-timeout=10 graceful-timeout=1\n\
+             WSGIScriptAlias /e {dir}/scripts/app.wsgi process-group=e\n\
+             <Directory {dir}/scripts>\n Require all granted\n</Directory>\n",
+        )
+        .start();
+    let r = a.get("/e/big");
+    assert_eq!(r.status, 500, "{r}");
+    assert!(a.wait_log("WR0139: ", Duration::from_secs(5)) && a.error_log().contains("more than header-buffer-size=8192"), "{}", a.error_log());
+    let pid = a.get("/e/pid").text();
+    // Evicted while a 1.5 s request runs: that request still completes (eviction-timeout=10
+    // is longer than graceful-timeout=1), then a new process serves.
+    let slow = std::thread::scope(|s| {
+        let h = s.spawn(|| a.get("/e/slow"));
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill").args(["-USR2", &pid]).status();
+        h.join().unwrap()
+    });
+    assert_eq!((slow.status, slow.text()), (200, pid.clone()), "{}", a.error_log());
+    assert!(a.wait_log("evicted (SIGUSR2)", Duration::from_secs(5)), "{}", a.error_log());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while a.get("/e/pid").text() == pid {
+        assert!(std::time::Instant::now() < deadline, "not replaced\n{}", a.error_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!a.stop().has_crash());
+}

@@ -101,7 +101,7 @@ pub unsafe extern "C" fn daemon_process(cmd: *mut ffi::cmd_parms, _m: *mut c_voi
             }
             with_global(|g| {
                 for o in &d.unimplemented {
-                    g.unimplemented.push(format!("WSGIDaemonProcess option '{o}' (group '{}') is accepted for compatibility but not implemented by this version of mod_wsgi; it has no effect", d.name));
+                    g.unimplemented.push(format!("WSGIDaemonProcess option '{o}' (group '{}') has no effect here: {}", d.name, conf::unimplemented_reason(o)));
                 }
             });
             s.settings.daemons.push(d);

@@ -149,6 +149,8 @@ enum Relay {
     Cut,
     /// The daemon failed before the head: nothing was sent to the client.
     Lost(String),
+    /// The application's response head was refused (too large): nothing was sent.
+    BadHead(String),
     ClientGone,
     /// The application failed mid-response; the daemon said so and the response was cut.
     Aborted,
@@ -159,7 +161,9 @@ enum Relay {
 /// Relays one request on `c`. A thread of the daemon is already dedicated to it (it greeted
 /// the new connection, or the Apache child reserved it for the pooled one), so queueing is
 /// over: only socket-timeout applies.
-fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay {
+/// `header_limit`: header-buffer-size=, the largest response head (status line and header
+/// fields, as on the wire) accepted from the daemon.
+fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration, header_limit: Option<usize>) -> Relay {
     let _ = c.s.set_read_timeout(Some(socket_timeout));
     // Until the daemon says it started the request, a failure means it never ran: send again.
     let mut any = false;
@@ -214,6 +218,12 @@ fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration) -> Relay
                     && headers.iter().all(|(k, v)| crate::wsgi::validate::header_name(k).is_ok() && crate::wsgi::validate::header_value(k, v).is_ok());
                 if !valid {
                     return Relay::Lost(format!("the daemon sent an invalid response head ({status:?})"));
+                }
+                let size = status.len() + 13 + headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>();
+                if let Some(limit) = header_limit.filter(|l| size > *l) {
+                    return Relay::BadHead(format!(
+                        "the application's response headers take {size} bytes, more than header-buffer-size={limit}; raise header-buffer-size or send fewer headers"
+                    ));
                 }
                 if io.send_head(&ResponseHead { code, status, headers }).is_err() {
                     return Relay::ClientGone;
@@ -301,7 +311,7 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
             }
             Relay::Stale
         } else {
-            relay(s, io, socket_timeout)
+            relay(s, io, socket_timeout, rt.spec.header_buffer_size.map(|n| n as usize))
         };
         match outcome {
             Relay::Done(kind, s) => {
@@ -326,6 +336,10 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
             Relay::Lost(why) => {
                 io.log(Severity::Error, &format!("{}: daemon process of group '{name}' failed while handling the request for '{}': {why}; returning 502", codes::DAEMON_DIED, req.script));
                 return super::ffi::HTTP_BAD_GATEWAY;
+            }
+            Relay::BadHead(why) => {
+                io.log(Severity::Error, &format!("{}: the response of '{}' was refused: {why}; returning 500", codes::RESPONSE_REFUSED, req.script));
+                return super::ffi::HTTP_INTERNAL_SERVER_ERROR;
             }
             Relay::Cut => {
                 io.log(Severity::Error, &format!("{}: daemon process of group '{name}' failed after the response head was sent for '{}'; the response was cut short", codes::DAEMON_DIED, req.script));

@@ -41,6 +41,7 @@ pub use alias::{
 };
 pub use daemon::{
     DAEMON_OPTIONS, DaemonProcess, MAX_THREADS, UNIMPLEMENTED_OPTIONS, parse_daemon_process,
+    unimplemented_reason,
 };
 pub use flags::{MapHeadToGet, parse_flag, parse_map_head_to_get};
 pub use groups::{

@@ -17,6 +17,8 @@ pub enum RestartReason {
     MemoryLimit { option: &'static str, limit: u64, used: u64 },
     /// cpu-time-limit= reached (SIGXCPU).
     CpuTimeLimit(Duration),
+    /// SIGUSR2: replace this process, waiting eviction-timeout for its running requests.
+    Evicted,
     Shutdown,
 }
 
@@ -35,6 +37,7 @@ impl std::fmt::Display for RestartReason {
                 MEMORY_RECYCLE_PERCENT
             ),
             RestartReason::CpuTimeLimit(d) => write!(f, "cpu-time-limit of {}s of CPU time reached", d.as_secs()),
+            RestartReason::Evicted => write!(f, "evicted (SIGUSR2)"),
             RestartReason::Shutdown => write!(f, "shutdown requested"),
         }
     }

@@ -91,6 +91,14 @@ pub fn manager_main(rt: Arc<GroupRuntime>) -> ! {
     let spec = &rt.spec;
     let title = spec.display_name.clone().unwrap_or_else(|| format!("(wsgi:{})", spec.name));
     set_title(&title);
+    // chroot=: while still root; Python and the application must be inside the new root.
+    if let Some(dir) = &spec.chroot {
+        if let Err(e) = sys::process::chroot(dir) {
+            tracing::error!(target: "wsgi", "daemon process group '{}': cannot chroot to '{dir}': {e}; chroot= needs Apache started as root", spec.name);
+            std::thread::sleep(Duration::from_secs(5));
+            sys::process::exit_now(1);
+        }
+    }
     if let Err(e) = drop_privileges(&rt) {
         tracing::error!(target: "wsgi", "daemon process group '{}': {e}; check user= and group= of WSGIDaemonProcess", spec.name);
         std::thread::sleep(Duration::from_secs(5));

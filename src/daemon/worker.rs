@@ -26,6 +26,9 @@ use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
 /// Set by SIGTERM/SIGINT.
 pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
+/// Set by SIGUSR2: evict this process (replace it, waiting eviction-timeout for its requests).
+static EVICT: AtomicBool = AtomicBool::new(false);
+
 /// Set by SIGXCPU: cpu-time-limit= was reached.
 static CPU_LIMIT_REACHED: AtomicBool = AtomicBool::new(false);
 
@@ -86,7 +89,8 @@ fn check_memory(spec: &crate::config::DaemonProcess, st: &State) -> bool {
 /// inherited from Apache is cleared.
 pub fn install_signals() {
     let _ = sys::signal::set_flag_on(&[libc::SIGTERM, libc::SIGINT], &SHUTDOWN);
-    for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH, libc::SIGPIPE] {
+    let _ = sys::signal::set_flag_on(&[libc::SIGUSR2], &EVICT);
+    for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGWINCH, libc::SIGPIPE] {
         let _ = sys::signal::ignore(sig);
     }
     let _ = sys::signal::set_default(libc::SIGCHLD);
@@ -352,6 +356,9 @@ fn greet(rt: &GroupRuntime, c: &mut Conn) -> bool {
         None => return false,
     }
     let _ = c.stream.set_read_timeout(Some(Duration::from_secs(10)));
+    // response-socket-timeout= (else socket-timeout=): how long writing the response to an
+    // Apache child that does not read it may block.
+    let _ = c.stream.set_write_timeout(rt.spec.response_socket_timeout.or(rt.spec.socket_timeout));
     let ok = match protocol::read_frame(&mut c.stream) {
         Ok(Some(Frame::Hello { version, secret })) if version == protocol::VERSION && super::same_secret(&secret, &rt.secret) => true,
         Ok(Some(Frame::Hello { version, .. })) if version != protocol::VERSION => {
@@ -778,10 +785,15 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         });
     }
     let mut timed_out = false;
+    let mut evicted = false;
     loop {
         std::thread::sleep(Duration::from_millis(50));
         if SHUTDOWN.load(Ordering::SeqCst) {
             st.drain(RestartReason::Shutdown);
+        }
+        if EVICT.swap(false, Ordering::SeqCst) {
+            evicted = true;
+            st.drain(RestartReason::Evicted);
         }
         if CPU_LIMIT_REACHED.swap(false, Ordering::SeqCst) && !st.draining.load(Ordering::SeqCst) {
             let reason = RestartReason::CpuTimeLimit(spec.cpu_time_limit.unwrap_or_default());
@@ -844,7 +856,13 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         }
     }
     let shutdown = SHUTDOWN.load(Ordering::SeqCst);
-    let grace = if timed_out || shutdown { spec.shutdown_timeout } else { spec.graceful_timeout };
+    let grace = if timed_out || shutdown {
+        spec.shutdown_timeout
+    } else if evicted {
+        spec.eviction_timeout.unwrap_or(spec.graceful_timeout)
+    } else {
+        spec.graceful_timeout
+    };
     let deadline = Instant::now() + grace;
     while st.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -321,6 +321,14 @@ pub fn set_title(name: &str) {
     }
 }
 
+/// Makes `dir` this process's root directory and goes to its top (`chroot` then `chdir("/")`).
+pub fn chroot(dir: &str) -> io::Result<()> {
+    let c = CString::new(dir).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: c is a NUL-terminated path that lives for the call.
+    unsafe { syscall!(chroot(c.as_ptr())) }?;
+    std::env::set_current_dir("/")
+}
+
 /// Sets this process's scheduling priority (nice value, -20 ..= 19).
 pub fn set_priority(prio: i32) -> io::Result<()> {
     // SAFETY: setpriority takes no pointers.
