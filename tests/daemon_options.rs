@@ -183,3 +183,45 @@ def application(environ, start_response):
     }
     assert!(!a.stop().has_crash());
 }
+
+/// supplementary-groups= adds groups to the daemon's user (when Apache starts as root, which
+/// can change groups); startup-timeout= replaces a process whose scripts keep failing to load.
+#[test]
+fn supplementary_groups_and_startup_timeout() {
+    const GROUPS: &str = r#"
+import os
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [' '.join(str(g) for g in os.getgroups()).encode()]
+"#;
+    let adm_gid = {
+        let out = Command::new("getent").args(["group", "adm"]).output().expect("getent");
+        String::from_utf8_lossy(&out.stdout).split(':').nth(2).expect("Debian has group adm").to_string()
+    };
+    let a = ApacheBuilder::new()
+        .script("groups.wsgi", GROUPS)
+        .script("broken.wsgi", "raise RuntimeError('cannot start')\n")
+        .conf(
+            "WSGIDaemonProcess sg threads=1 supplementary-groups=adm\n\
+             WSGIDaemonProcess st threads=1 startup-timeout=1\n\
+             WSGIScriptAlias /groups {dir}/scripts/groups.wsgi process-group=sg\n\
+             WSGIScriptAlias /broken {dir}/scripts/broken.wsgi process-group=st\n\
+             <Directory {dir}/scripts>\n Require all granted\n</Directory>\n",
+        )
+        .start();
+    let r = a.get("/groups");
+    assert_eq!(r.status, 200, "{r}\n{}", a.error_log());
+    let groups: Vec<String> = r.text().split(' ').map(String::from).collect();
+    if is_root() {
+        assert!(groups.contains(&adm_gid), "adm ({adm_gid}) not among {groups:?}");
+    } else {
+        // Without root the groups cannot change: the daemon keeps this user's.
+        assert!(!groups.is_empty());
+    }
+    assert_eq!(a.get("/broken").status, 500);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(a.get("/broken").status, 500);
+    assert!(a.wait_log("(startup-timeout)", Duration::from_secs(5)), "{}", a.error_log());
+    assert!(a.wait_log_count("Starting process 'st'", 2, Duration::from_secs(10)), "{}", a.error_log());
+    assert!(!a.stop().has_crash());
+}

@@ -347,6 +347,14 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             },
             None => Ids { uid: apache.uid, gid: apache.gid, name: apache.name.clone() },
         };
+        let supplementary_gids = match spec.supplementary_groups.iter().map(|g| lookup_group(g)).collect::<Result<Vec<_>, _>>() {
+            Ok(gids) => gids,
+            Err(e) => {
+                log::log_server(s, ffi::APLOG_ERR, &format!("{}: daemon process group '{}': supplementary-groups: {e}", codes::DAEMON_UNAVAILABLE, spec.name));
+                broken.push(spec.name.clone());
+                continue;
+            }
+        };
         let script_uid = match spec.script_user.as_deref().map(lookup_user).transpose() {
             Ok(ids) => ids.map(|(uid, _)| uid),
             Err(e) => {
@@ -404,6 +412,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             apache_uid: sock_owner.uid,
             script_uid,
             script_gid,
+            supplementary_gids,
             uid: ids.uid,
             gid: ids.gid,
             user_name: ids.name,

@@ -19,6 +19,8 @@ pub enum RestartReason {
     CpuTimeLimit(Duration),
     /// SIGUSR2: replace this process, waiting eviction-timeout for its running requests.
     Evicted,
+    /// startup-timeout=: scripts kept failing to load for this long.
+    StartupTimeout(Duration),
     Shutdown,
 }
 
@@ -38,6 +40,7 @@ impl std::fmt::Display for RestartReason {
             ),
             RestartReason::CpuTimeLimit(d) => write!(f, "cpu-time-limit of {}s of CPU time reached", d.as_secs()),
             RestartReason::Evicted => write!(f, "evicted (SIGUSR2)"),
+            RestartReason::StartupTimeout(d) => write!(f, "no script loaded successfully for {}s after a failure (startup-timeout)", d.as_secs()),
             RestartReason::Shutdown => write!(f, "shutdown requested"),
         }
     }

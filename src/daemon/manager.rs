@@ -37,9 +37,22 @@ fn drop_privileges(rt: &GroupRuntime) -> Result<(), String> {
         return Ok(());
     }
     let user = CString::new(rt.user_name.clone()).map_err(|_| "bad user name".to_string())?;
-    if sys::process::init_groups(&user, rt.gid).is_err() {
-        if let Err(e) = sys::process::clear_groups() {
-            return Err(format!("cannot set supplementary groups: {e}"));
+    if rt.supplementary_gids.is_empty() {
+        if sys::process::init_groups(&user, rt.gid).is_err() {
+            if let Err(e) = sys::process::clear_groups() {
+                return Err(format!("cannot set supplementary groups: {e}"));
+            }
+        }
+    } else {
+        // The user's own groups plus supplementary-groups=.
+        let mut gids = sys::process::group_list(&rt.user_name, rt.gid).unwrap_or_else(|_| vec![rt.gid]);
+        for g in &rt.supplementary_gids {
+            if !gids.contains(g) {
+                gids.push(*g);
+            }
+        }
+        if let Err(e) = sys::process::set_groups(&gids) {
+            return Err(format!("cannot set supplementary groups {gids:?}: {e}"));
         }
     }
     if let Err(e) = sys::process::set_gid(rt.gid) {

@@ -43,6 +43,8 @@ pub struct GroupRuntime {
     /// WSGIRestrictStdin Off / WSGIRestrictStdout On (server-wide).
     pub allow_stdin: bool,
     pub restrict_stdout: bool,
+    /// supplementary-groups=: groups the daemon processes join besides the user's own.
+    pub supplementary_gids: Vec<u32>,
     /// script-user= / script-group=: the owner a script must have to run in this group.
     pub script_uid: Option<u32>,
     pub script_gid: Option<u32>,

@@ -134,6 +134,8 @@ struct State {
     /// This process's slot on the group's capacity board (`None`: the board was full).
     slot: Option<usize>,
     rt: Arc<GroupRuntime>,
+    /// Since when loading a script has failed with no load succeeding since (startup-timeout=).
+    failing_since: Mutex<Option<Instant>>,
 }
 
 /// A request thread busy on the capacity board while it serves one request: the thread it uses
@@ -495,11 +497,13 @@ fn run_request(rt: &GroupRuntime, st: &State, seq: u64, c: &mut Conn, req: &prot
         let _interruptible = Interruptible::new(py, st, seq);
         match scripts::application(py, group, &req.script, req.mtime, req.script_reloading, &req.callable) {
             Ok(app) => {
+                *st.failing_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 let (outcome, io) = wsgi::serve(py, &app, &call, Box::new(io));
                 finishing = io;
                 Some(outcome)
             }
             Err(scripts::LoadError::Failed(lines)) => {
+                st.failing_since.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Instant::now);
                 for l in lines {
                     tracing::error!(target: "wsgi", "[client {}] {l}", req.client);
                 }
@@ -718,6 +722,7 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
             slot
         },
         rt: rt.clone(),
+        failing_since: Mutex::new(None),
     });
     let listener = rt.take_listener().ok_or_else(|| std::io::Error::other("the group's listening socket is already closed in this process"));
     let d = match listener.and_then(Dispatcher::new) {
@@ -790,6 +795,15 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         std::thread::sleep(Duration::from_millis(50));
         if SHUTDOWN.load(Ordering::SeqCst) {
             st.drain(RestartReason::Shutdown);
+        }
+        // startup-timeout=: scripts have failed to load for that long: try a fresh process.
+        if let Some(t) = spec.startup_timeout {
+            let since = *st.failing_since.lock().unwrap_or_else(|e| e.into_inner());
+            if since.is_some_and(|s| s.elapsed() > t) && !st.draining.load(Ordering::SeqCst) {
+                let reason = RestartReason::StartupTimeout(t);
+                tracing::warn!(target: "wsgi", "{}: daemon process '{}' (pid {}): {reason}; it is replaced", crate::codes::PROCESS_LIMIT, spec.name, std::process::id());
+                st.drain(reason);
+            }
         }
         if EVICT.swap(false, Ordering::SeqCst) {
             evicted = true;

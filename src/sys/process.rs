@@ -131,6 +131,13 @@ pub fn init_groups(user: &CStr, gid: libc::gid_t) -> io::Result<()> {
 }
 
 /// Drops every supplementary group (`setgroups(0, NULL)`).
+/// Sets this process's supplementary groups to `gids`.
+pub fn set_groups(gids: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: setgroups reads `gids.len()` entries from the slice for the duration of the call.
+    unsafe { syscall!(setgroups(gids.len(), gids.as_ptr())) }?;
+    Ok(())
+}
+
 pub fn clear_groups() -> io::Result<()> {
     // SAFETY: with a count of 0 setgroups reads no list.
     unsafe { syscall!(setgroups(0, std::ptr::null())) }?;
