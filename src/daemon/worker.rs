@@ -397,7 +397,9 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
     // the Apache child.
     c.holds_thread = false;
     let mut thread = ThreadInUse::new(d, st);
-    if st.draining.load(Ordering::SeqCst) {
+    // Also before the request: the previous one may have grown memory past the limit while
+    // its response was on its way (and this request then reached another thread).
+    if st.draining.load(Ordering::SeqCst) || check_memory(&rt.spec, st) {
         let _ = protocol::write_frame(&mut c.stream, &Frame::Retry("daemon process is restarting".into()));
         return false;
     }
