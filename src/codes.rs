@@ -61,3 +61,6 @@ pub const EXEC_CGI_OFF: &str = "WR0128";
 pub const IMPORT_SCRIPT_UNREADABLE: &str = "WR0129";
 /// The client stopped sending the request body (Apache's Timeout) and the application failed on it (408).
 pub const BODY_TIMEOUT: &str = "WR0130";
+/// A callback subscribed with mod_wsgi.subscribe_events() or subscribe_shutdown() raised; the
+/// request (or the shutdown) went on.
+pub const EVENT_CALLBACK_FAILED: &str = "WR0131";

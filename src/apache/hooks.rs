@@ -89,7 +89,8 @@ pub unsafe extern "C" fn pre_mpm(_p: *mut ffi::apr_pool_t, _sb: ffi::ap_scoreboa
 
 unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> ffi::apr_status_t {
     guard("child exit", 0, || {
-        interp::run_exit_hooks();
+        // An Apache child does not know why it stops (mod_wsgi gives no reason there either).
+        interp::run_exit_hooks("");
         0
     })
 }

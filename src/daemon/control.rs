@@ -26,6 +26,20 @@ impl std::fmt::Display for RestartReason {
     }
 }
 
+impl RestartReason {
+    /// The `shutdown_reason` of the `process_stopping` event (mod_wsgi's names).
+    pub fn shutdown_reason(&self) -> &'static str {
+        match self {
+            RestartReason::ScriptTouched(_) => "script_reload",
+            RestartReason::MaximumRequests(_) => "maximum_requests",
+            RestartReason::RestartInterval(_) => "restart_interval",
+            RestartReason::InactivityTimeout(_) => "inactivity_timeout",
+            RestartReason::RequestTimeout(_) => "request_timeout",
+            RestartReason::Shutdown => "shutdown_signal",
+        }
+    }
+}
+
 /// The limits of one daemon group that cause restarts.
 #[derive(Debug, Clone, Default)]
 pub struct Limits {

@@ -138,6 +138,8 @@ struct Conn {
     /// Whether this connection holds a free thread taken on the capacity board when it was
     /// accepted (until its first request uses it).
     holds_thread: bool,
+    /// Process id of the Apache child at the other end (0 until greeted).
+    peer_pid: u32,
 }
 
 /// Marks the listening socket in epoll events.
@@ -218,7 +220,7 @@ impl Dispatcher {
                 match accepted {
                     Ok(fd) => {
                         let stream = UnixStream::from(fd);
-                        return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false, holds_thread: st.slot.is_some() });
+                        return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false, holds_thread: st.slot.is_some(), peer_pid: 0 });
                     }
                     // Another process took it: the thread taken for it is free again.
                     Err(_) => self.thread_free(st),
@@ -254,7 +256,7 @@ fn peer_uid(s: &UnixStream) -> Option<(u32, i32)> {
 fn greet(rt: &GroupRuntime, c: &mut Conn) -> bool {
     let name = &rt.spec.name;
     match peer_uid(&c.stream) {
-        Some((uid, _)) if uid == rt.apache_uid || uid == 0 => {}
+        Some((uid, pid)) if uid == rt.apache_uid || uid == 0 => c.peer_pid = pid.max(0) as u32,
         Some((uid, pid)) => {
             tracing::warn!(target: "wsgi", "{}: daemon process group '{name}' refused a connection from pid {pid} with uid {uid}: only Apache's user (uid {}) may connect", crate::codes::PEER_REFUSED, rt.apache_uid);
             let _ = protocol::write_frame(&mut c.stream, &Frame::Refused("peer not allowed".into()));
@@ -295,6 +297,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
         }
         Err(_) => return false,
     };
+    let daemon_start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
     // The thread this request uses: taken when the connection was accepted, or reserved by
     // the Apache child.
     c.holds_thread = false;
@@ -319,7 +322,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
     st.active.fetch_add(1, Ordering::SeqCst);
     st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, (Instant::now(), req.application_group.clone()));
 
-    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, c, &req, &mut thread))) {
+    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, c, &req, &mut thread, daemon_start))) {
         Ok(k) => k,
         Err(_) => {
             tracing::error!(target: "wsgi", "{}: internal error while running a request for '{}'; the daemon process restarts", crate::codes::INTERNAL_PANIC, req.script);
@@ -339,7 +342,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
     keep
 }
 
-fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request, thread: &mut ThreadInUse<'_>) -> bool {
+fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request, thread: &mut ThreadInUse<'_>, daemon_start: i64) -> bool {
     let Ok(stream) = c.stream.try_clone() else { return false };
     let io = DaemonIo::new(stream, req.header_only, req.client.clone());
     let flags = io.flags();
@@ -354,6 +357,7 @@ fn run_request(rt: &GroupRuntime, c: &mut Conn, req: &protocol::Request, thread:
             request_id: &req.request_id,
         },
         script: &req.script,
+        timing: wsgi::Timing { request_start: 0, queue_start: req.queue_start, daemon_start, server_pid: c.peer_pid },
     };
     let _ = rt;
     let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
@@ -615,7 +619,8 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
     } else {
         tracing::info!(target: "wsgi", "Daemon process '{}' (pid {}) exiting after {} request(s).", spec.name, std::process::id(), st.served.load(Ordering::SeqCst));
         // Nothing runs Python any more: the application's atexit functions may run.
-        interp::run_exit_hooks();
+        let reason = st.reason.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or("shutdown_signal", RestartReason::shutdown_reason);
+        interp::run_exit_hooks(reason);
     }
     // Leave at once: request threads may be blocked in Python or in the dispatcher.
     sys::process::exit_now(0)
