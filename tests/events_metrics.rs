@@ -177,15 +177,20 @@ def application(environ, start_response):
 "#;
 
 /// No subscriber: request_data() still works in a request, active_requests is made on demand.
+/// Also answers what the `apache` module says.
 const PLAIN_APP: &str = r#"
 import mod_wsgi
+import apache
 
 def application(environ, start_response):
     d = mod_wsgi.request_data()
     d['x'] = 1
     same = mod_wsgi.request_data() is d
     start_response('200 OK', [('Content-Type', 'text/plain')])
-    return [('same: %s\nactive: %s\n' % (same, type(mod_wsgi.active_requests).__name__)).encode()]
+    return [('same: %s\nactive: %s\napache: %s %s %s %s\n' % (
+        same, type(mod_wsgi.active_requests).__name__,
+        apache.version == environ['apache.version'], apache.mpm_name,
+        apache.maximum_processes, apache.threads_per_process)).encode()]
 "#;
 
 /// MPM sizing with exactly one Apache child of 4 worker threads (prefork: one process).
@@ -299,8 +304,11 @@ fn events_request_data_and_metrics() {
         assert_eq!(field(&s, "scripts"), "['/ev']", "{}", ctx("events stay in their interpreter", &s));
 
         // No subscriber in this interpreter: request_data() works, active_requests is a dict.
+        // The apache module describes Apache's MPM (in daemon processes too): one child of 4
+        // threads here (prefork: 1).
         let r = a.get("/plain/");
-        assert_eq!(r.text(), "same: True\nactive: dict\n", "{}", ctx("plain", &r));
+        let threads = if mpm.is_threaded() { 4 } else { 1 };
+        assert_eq!(r.text(), format!("same: True\nactive: dict\napache: True {mpm} 1 {threads}\n"), "{}", ctx("plain", &r));
 
         // Metrics: process_metrics() and two request_metrics() intervals (recording started at
         // import); the first /metrics request ends after its own call, so it counts in the next

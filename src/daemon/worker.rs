@@ -477,6 +477,7 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
             apache_version: rt.apache_version,
             maximum_processes: spec.processes.max(1),
             threads_per_process: spec.threads.max(1),
+            mpm: rt.apache_mpm.clone(),
         }),
         allow_stdin: rt.allow_stdin,
         restrict_stdout: rt.restrict_stdout,

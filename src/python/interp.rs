@@ -180,6 +180,30 @@ pub fn setup_interpreter(py: Python<'_>, group: &str) -> PyResult<()> {
     m.getattr("RequestTimeout")?.setattr("__module__", "mod_wsgi")?;
     crate::wsgi::events::install(py, &m)?;
     sys.getattr("modules")?.set_item("mod_wsgi", m)?;
+    setup_apache_module(py, info)
+}
+
+/// The `apache` module: Apache's `version`, `mpm_name`, `maximum_processes` and
+/// `threads_per_process`. As mod_wsgi does, an importable module of that name is used (and
+/// given these attributes) if there is one.
+fn setup_apache_module(py: Python<'_>, info: Option<&ProcessInfo>) -> PyResult<()> {
+    let m = match py.import("apache") {
+        Ok(m) => m,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py) => {
+            let m = pyo3::types::PyModule::new(py, "apache")?;
+            py.import("sys")?.getattr("modules")?.set_item("apache", &m)?;
+            m
+        }
+        Err(e) => {
+            tracing::warn!(target: "wsgi", "the importable 'apache' module failed to import ({e}); it was left alone");
+            return Ok(());
+        }
+    };
+    let mpm = info.map(|p| p.mpm.clone()).unwrap_or_default();
+    m.setattr("version", info.map_or((0, 0, 0), |p| p.apache_version))?;
+    m.setattr("mpm_name", mpm.name)?;
+    m.setattr("maximum_processes", mpm.maximum_processes.max(1))?;
+    m.setattr("threads_per_process", mpm.threads_per_process.max(1))?;
     Ok(())
 }
 

@@ -27,6 +27,20 @@ pub struct ProcessInfo {
     pub maximum_processes: u32,
     /// `mod_wsgi.threads_per_process`: threads per Apache child (embedded) or `threads=`.
     pub threads_per_process: u32,
+    /// Apache's MPM, for the `apache` Python module.
+    pub mpm: ApacheMpm,
+}
+
+/// Apache's MPM as the `apache` Python module reports it (the same in Apache children and
+/// daemon processes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApacheMpm {
+    /// `ap_show_mpm()`: `"event"`, `"worker"`, `"prefork"`.
+    pub name: String,
+    /// The MPM's limit of child processes.
+    pub maximum_processes: u32,
+    /// Threads per child (1 for prefork).
+    pub threads_per_process: u32,
 }
 
 /// Per-request values that are not CGI variables.
