@@ -536,7 +536,8 @@ impl Drop for Track {
     fn drop(&mut self) {
         // `serve` holds the GIL in the request's interpreter until after this runs (also when
         // unwinding), so the objects are released here, in the right interpreter.
-        if let Some(cur) = CURRENT.with(|c| c.borrow_mut().take()) {
+        let cur = CURRENT.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.take())).ok().flatten();
+        if let Some(cur) = cur {
             if let (Some(active), Some(id)) = (cur.listed_in, cur.request_id) {
                 Python::attach(|py| {
                     let _ = active.bind(py).del_item(id.bind(py));
