@@ -40,7 +40,9 @@
 //!   A str is never mutated and is kept alive by the cache that holds it.
 //! - Never shared: modules, functions, script modules (loaded per group, see
 //!   [`crate::python::scripts`]), `sys` settings, the `mod_wsgi` module (one per interpreter,
-//!   with that interpreter's `application_group`), `sys.stdout`/`sys.stderr` objects (one pair
+//!   with that interpreter's `application_group`, event subscribers and `active_requests`;
+//!   `crate::wsgi::events` finds it through a registry keyed by interpreter), the `apache`
+//!   module, the per-request `request_data` dicts, `sys.stdout`/`sys.stderr` objects (one pair
 //!   per interpreter), exceptions and tracebacks (formatted by the current interpreter's
 //!   `traceback` module).
 //!
