@@ -81,3 +81,6 @@ pub const REQUEST_INTERRUPTED: &str = "WR0137";
 pub const PROCESS_LIMIT: &str = "WR0138";
 /// A daemon-mode response head larger than header-buffer-size= (500).
 pub const RESPONSE_REFUSED: &str = "WR0139";
+/// A callback subscribed with mod_wsgi.subscribe_events() or subscribe_shutdown() raised; the
+/// request (or the shutdown) went on.
+pub const EVENT_CALLBACK_FAILED: &str = "WR0140";

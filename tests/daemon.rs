@@ -397,8 +397,8 @@ fn socket_is_private_and_unknown_peers_are_refused() {
     }
     // Root without the secret: refused.
     let out = std::process::Command::new("/usr/bin/python3")
-        // A hello of the current protocol version (2) with an empty secret.
-        .args(["-c", &format!("import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(b'\\x01\\x00\\x00\\x00\\x0aMWRS\\x00\\x02\\x00\\x00\\x00\\x00')\nprint(s.recv(100))", sock.to_string_lossy())])
+        // A hello of the current protocol version (3) with an empty secret.
+        .args(["-c", &format!("import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(b'\\x01\\x00\\x00\\x00\\x0aMWRS\\x00\\x03\\x00\\x00\\x00\\x00')\nprint(s.recv(100))", sock.to_string_lossy())])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("handshake failed"), "{}", String::from_utf8_lossy(&out.stdout));

@@ -421,6 +421,7 @@ pub unsafe fn start_groups(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
                 ffi::AP_SERVER_MINORVERSION_NUMBER as u32,
                 ffi::AP_SERVER_PATCHLEVEL_NUMBER as u32,
             ),
+            apache_mpm: super::hooks::mpm_info(),
             imports,
             global_python_home: with_global(|g| g.python_home.clone()),
             allow_stdin: !with_global(|g| g.restrict_stdin.unwrap_or(true)),

@@ -91,6 +91,7 @@ fn handle(req: &Request<'_>) -> c_int {
             request_id: &request_id,
         },
         script: &script,
+        timing: wsgi::Timing { request_start: req.request_time(), server_pid: std::process::id(), ..wsgi::Timing::default() },
     };
     if names.process_group.is_empty() {
         execute_embedded(req, &eff, &call, mtime)
@@ -349,6 +350,7 @@ fn execute_remote(req: &Request<'_>, eff: &Effective, call: &wsgi::Call<'_>, gro
         header_only: req.header_only(),
         url_scheme: call.info.url_scheme,
         request_id: call.info.request_id,
+        queue_start: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64),
         client: &client,
         cgi: call.cgi,
     };

@@ -67,6 +67,21 @@ pub unsafe extern "C" fn post_config(
     })
 }
 
+/// Apache's MPM: its name and process and thread limits (for the `apache` Python module).
+pub(super) fn mpm_info() -> crate::wsgi::environ::ApacheMpm {
+    // SAFETY: ap_show_mpm returns a static NUL-terminated string (or NULL before the MPM is
+    // loaded, handled here).
+    let name = unsafe {
+        let p = ffi::ap_show_mpm();
+        if p.is_null() { String::new() } else { CStr::from_ptr(p).to_string_lossy().into_owned() }
+    };
+    crate::wsgi::environ::ApacheMpm {
+        name,
+        maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1) as u32,
+        threads_per_process: mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as u32,
+    }
+}
+
 fn mpm_query(code: i32) -> i32 {
     let mut v: c_int = 0;
     // SAFETY: ap_mpm_query writes one int into our variable.
@@ -89,7 +104,8 @@ pub unsafe extern "C" fn pre_mpm(_p: *mut ffi::apr_pool_t, _sb: ffi::ap_scoreboa
 
 unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> ffi::apr_status_t {
     guard("child exit", 0, || {
-        interp::run_exit_hooks();
+        // An Apache child does not know why it stops (mod_wsgi gives no reason there either).
+        interp::run_exit_hooks("");
         0
     })
 }
@@ -114,6 +130,7 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
             ),
             maximum_processes: mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).max(1) as u32,
             threads_per_process: mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1) as u32,
+            mpm: mpm_info(),
         };
         tracing::info!(target: "wsgi", "Initializing Python {} in process {} (embedded mode).", interp::python_version(), std::process::id());
         let opts = interp::InitOptions {

@@ -62,6 +62,25 @@ pub fn memory_check(memory_limit: Option<u64>, virtual_memory_limit: Option<u64>
     None
 }
 
+impl RestartReason {
+    /// The `shutdown_reason` of the `process_stopping` event (mod_wsgi's names).
+    pub fn shutdown_reason(&self) -> &'static str {
+        match self {
+            RestartReason::ScriptTouched(_) => "script_reload",
+            RestartReason::MaximumRequests(_) => "maximum_requests",
+            RestartReason::RestartInterval(_) => "restart_interval",
+            RestartReason::InactivityTimeout(_) => "inactivity_timeout",
+            RestartReason::RequestTimeout(_) => "request_timeout",
+            RestartReason::InterruptTimeout(_) => "interrupt_timeout",
+            RestartReason::MemoryLimit { .. } => "memory_limit",
+            RestartReason::CpuTimeLimit(_) => "cpu_time_limit",
+            RestartReason::Evicted => "eviction",
+            RestartReason::StartupTimeout(_) => "startup_timeout",
+            RestartReason::Shutdown => "shutdown_signal",
+        }
+    }
+}
+
 /// The limits of one daemon group that cause restarts.
 #[derive(Debug, Clone, Default)]
 pub struct Limits {

@@ -32,6 +32,8 @@ pub struct GroupRuntime {
     pub gid: u32,
     pub user_name: String,
     pub apache_version: (u32, u32, u32),
+    /// Apache's MPM (for the `apache` Python module).
+    pub apache_mpm: crate::wsgi::environ::ApacheMpm,
     /// WSGIImportScript files for this group with their application group names, loaded when a
     /// worker starts.
     pub imports: Vec<(String, String)>,

@@ -26,11 +26,6 @@ use crate::wsgi::{self, environ::ProcessInfo, environ::RequestInfo};
 /// Set by SIGTERM/SIGINT.
 pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
-/// Set by SIGUSR2: evict this process (replace it, waiting eviction-timeout for its requests).
-static EVICT: AtomicBool = AtomicBool::new(false);
-
-/// Set by SIGXCPU: cpu-time-limit= was reached.
-static CPU_LIMIT_REACHED: AtomicBool = AtomicBool::new(false);
 
 /// The process limits of a daemon group, applied as a worker process starts: cpu-priority=,
 /// memory-limit= (RLIMIT_DATA), virtual-memory-limit= (RLIMIT_AS) and cpu-time-limit=
@@ -58,7 +53,7 @@ fn apply_process_limits(spec: &crate::config::DaemonProcess) {
     if let Some(t) = spec.cpu_time_limit {
         let soft = t.as_secs().max(1);
         let hard = soft + (spec.graceful_timeout + spec.shutdown_timeout).as_secs() + 5;
-        let set = sys::signal::set_flag_on(&[libc::SIGXCPU], &CPU_LIMIT_REACHED).and_then(|_| sys::process::set_limit(libc::RLIMIT_CPU, soft, hard));
+        let set = sys::signal::record_on(&[libc::SIGXCPU]).and_then(|_| sys::process::set_limit(libc::RLIMIT_CPU, soft, hard));
         if let Err(e) = set {
             warn("cpu-time-limit", e);
         }
@@ -89,7 +84,9 @@ fn check_memory(spec: &crate::config::DaemonProcess, st: &State) -> bool {
 /// inherited from Apache is cleared.
 pub fn install_signals() {
     let _ = sys::signal::set_flag_on(&[libc::SIGTERM, libc::SIGINT], &SHUTDOWN);
-    let _ = sys::signal::set_flag_on(&[libc::SIGUSR2], &EVICT);
+    // SIGUSR2 evicts a worker (replaced, its requests given eviction-timeout); SIGXCPU
+    // (cpu-time-limit) is recorded too. Recorded, not flagged: SIGTERM/SIGINT own the flag.
+    let _ = sys::signal::record_on(&[libc::SIGUSR2]);
     for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGWINCH, libc::SIGPIPE] {
         let _ = sys::signal::ignore(sig);
     }
@@ -233,6 +230,8 @@ struct Conn {
     /// Whether this connection holds a free thread taken on the capacity board when it was
     /// accepted (until its first request uses it).
     holds_thread: bool,
+    /// Process id of the Apache child at the other end (0 until greeted).
+    peer_pid: u32,
 }
 
 /// Marks the listening socket in epoll events.
@@ -313,7 +312,7 @@ impl Dispatcher {
                 match accepted {
                     Ok(fd) => {
                         let stream = UnixStream::from(fd);
-                        return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false, holds_thread: st.slot.is_some() });
+                        return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false, holds_thread: st.slot.is_some(), peer_pid: 0 });
                     }
                     // Another process took it: the thread taken for it is free again.
                     Err(_) => self.thread_free(st),
@@ -349,7 +348,7 @@ fn peer_uid(s: &UnixStream) -> Option<(u32, i32)> {
 fn greet(rt: &GroupRuntime, c: &mut Conn) -> bool {
     let name = &rt.spec.name;
     match peer_uid(&c.stream) {
-        Some((uid, _)) if uid == rt.apache_uid || uid == 0 => {}
+        Some((uid, pid)) if uid == rt.apache_uid || uid == 0 => c.peer_pid = pid.max(0) as u32,
         Some((uid, pid)) => {
             tracing::warn!(target: "wsgi", "{}: daemon process group '{name}' refused a connection from pid {pid} with uid {uid}: only Apache's user (uid {}) may connect", crate::codes::PEER_REFUSED, rt.apache_uid);
             let _ = protocol::write_frame(&mut c.stream, &Frame::Refused("peer not allowed".into()));
@@ -393,6 +392,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
         }
         Err(_) => return false,
     };
+    let daemon_start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
     // The thread this request uses: taken when the connection was accepted, or reserved by
     // the Apache child.
     c.holds_thread = false;
@@ -419,7 +419,7 @@ fn serve_one(rt: &GroupRuntime, st: &State, d: &Dispatcher, c: &mut Conn) -> boo
     st.active.fetch_add(1, Ordering::SeqCst);
     st.running.lock().unwrap_or_else(|e| e.into_inner()).insert(seq, Running::new(&req.application_group, &req.script));
 
-    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, st, seq, c, &req, &mut thread))) {
+    let keep = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_request(rt, st, seq, c, &req, &mut thread, daemon_start))) {
         Ok(k) => k,
         Err(_) => {
             tracing::error!(target: "wsgi", "{}: internal error while running a request for '{}'; the daemon process restarts", crate::codes::INTERNAL_PANIC, req.script);
@@ -476,7 +476,7 @@ impl Drop for Interruptible<'_, '_> {
     }
 }
 
-fn run_request(rt: &GroupRuntime, st: &State, seq: u64, c: &mut Conn, req: &protocol::Request, thread: &mut ThreadInUse<'_>) -> bool {
+fn run_request(rt: &GroupRuntime, st: &State, seq: u64, c: &mut Conn, req: &protocol::Request, thread: &mut ThreadInUse<'_>, daemon_start: i64) -> bool {
     let Ok(stream) = c.stream.try_clone() else { return false };
     let io = DaemonIo::new(stream, req.header_only, req.client.clone());
     let flags = io.flags();
@@ -491,6 +491,7 @@ fn run_request(rt: &GroupRuntime, st: &State, seq: u64, c: &mut Conn, req: &prot
             request_id: &req.request_id,
         },
         script: &req.script,
+        timing: wsgi::Timing { request_start: 0, queue_start: req.queue_start, daemon_start, server_pid: c.peer_pid },
     };
     let _ = rt;
     let mut finishing: Option<Box<dyn wsgi::RequestIo>> = None;
@@ -675,6 +676,7 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
             apache_version: rt.apache_version,
             maximum_processes: spec.processes.max(1),
             threads_per_process: spec.threads.max(1),
+            mpm: rt.apache_mpm.clone(),
         }),
         allow_stdin: rt.allow_stdin,
         restrict_stdout: rt.restrict_stdout,
@@ -807,11 +809,12 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
                 st.drain(reason);
             }
         }
-        if EVICT.swap(false, Ordering::SeqCst) {
+        let recorded = sys::signal::take_recorded();
+        if recorded.contains(&libc::SIGUSR2) {
             evicted = true;
             st.drain(RestartReason::Evicted);
         }
-        if CPU_LIMIT_REACHED.swap(false, Ordering::SeqCst) && !st.draining.load(Ordering::SeqCst) {
+        if recorded.contains(&libc::SIGXCPU) && !st.draining.load(Ordering::SeqCst) {
             let reason = RestartReason::CpuTimeLimit(spec.cpu_time_limit.unwrap_or_default());
             tracing::warn!(target: "wsgi", "{}: daemon process '{}' (pid {}): {reason}; it is replaced once its running requests finish", crate::codes::PROCESS_LIMIT, spec.name, std::process::id());
             st.drain(reason);
@@ -889,7 +892,8 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
     } else {
         tracing::info!(target: "wsgi", "Daemon process '{}' (pid {}) exiting after {} request(s).", spec.name, std::process::id(), st.served.load(Ordering::SeqCst));
         // Nothing runs Python any more: the application's atexit functions may run.
-        interp::run_exit_hooks();
+        let reason = st.reason.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or("shutdown_signal", RestartReason::shutdown_reason);
+        interp::run_exit_hooks(reason);
     }
     // Leave at once: request threads may be blocked in Python or in the dispatcher.
     sys::process::exit_now(0)

@@ -137,6 +137,7 @@ pub fn encode(f: &Frame) -> Vec<u8> {
                 header_only: r.header_only,
                 url_scheme: &r.url_scheme,
                 request_id: &r.request_id,
+                queue_start: r.queue_start,
                 client: &r.client,
                 cgi: &cgi,
             });
@@ -186,6 +187,7 @@ pub fn encode_request(r: &RequestRef<'_>) -> Vec<u8> {
     w.u8(r.header_only as u8);
     w.str(r.url_scheme);
     w.str(r.request_id);
+    w.u64(r.queue_start as u64);
     w.str(r.client);
     w.u32(r.cgi.len() as u32);
     for (k, v) in r.cgi {
@@ -236,6 +238,7 @@ fn decode_payload(ty: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
                 header_only: r.bool()?,
                 url_scheme: r.string()?,
                 request_id: r.string()?,
+                queue_start: r.u64()? as i64,
                 client: r.string()?,
                 cgi: Vec::new(),
             };
@@ -341,6 +344,7 @@ mod tests {
                 header_only: false,
                 url_scheme: "https".into(),
                 request_id: "1.2".into(),
+                queue_start: 1_700_000_000_654_321,
                 client: "127.0.0.1:5555".into(),
                 cgi: vec![("PATH_INFO".into(), b"/caf\xc3\xa9".to_vec()), ("QUERY_STRING".into(), vec![])],
             })),

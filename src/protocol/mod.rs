@@ -17,7 +17,7 @@ pub use codec::{DecodeError, decode, encode, encode_request, read_frame, write_f
 
 /// `MWRS` + version: bumped whenever the frame layout changes.
 pub const MAGIC: [u8; 4] = *b"MWRS";
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Frames larger than this are refused (a bad or hostile peer).
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Length of the per-group secret.
@@ -35,6 +35,9 @@ pub struct Request {
     pub header_only: bool,
     pub url_scheme: String,
     pub request_id: String,
+    /// When the Apache child sent the request (microseconds since the epoch), for the
+    /// `queue_start` of mod_wsgi's events and metrics.
+    pub queue_start: i64,
     /// The client's address, for log lines.
     pub client: String,
     /// CGI variables: name and raw value.
@@ -52,6 +55,7 @@ pub struct RequestRef<'a> {
     pub header_only: bool,
     pub url_scheme: &'a str,
     pub request_id: &'a str,
+    pub queue_start: i64,
     pub client: &'a str,
     pub cgi: &'a [(&'a str, &'a [u8])],
 }

@@ -138,8 +138,10 @@ fn init_inner(opts: &InitOptions) -> Result<(), String> {
         // Every Rust-defined type is made here, in the main interpreter, before any
         // sub-interpreter exists (see `pool`: they are shared by all interpreters).
         crate::wsgi::init_types(py)?;
+        crate::wsgi::metrics::mark_process_start();
         if let Some(p) = &opts.process {
             environ::init_template(py, p)?;
+            crate::wsgi::metrics::set_process_kind(!p.process_group.is_empty(), p.threads_per_process);
         }
         let sys = py.import("sys")?;
         if let Some(interval) = opts.python.switch_interval {
@@ -209,7 +211,32 @@ pub fn setup_interpreter(py: Python<'_>, group: &str) -> PyResult<()> {
         None,
     )?;
     m.getattr("RequestTimeout")?.setattr("__module__", "mod_wsgi")?;
+    crate::wsgi::events::install(py, &m)?;
     sys.getattr("modules")?.set_item("mod_wsgi", m)?;
+    setup_apache_module(py, info)
+}
+
+/// The `apache` module: Apache's `version`, `mpm_name`, `maximum_processes` and
+/// `threads_per_process`. As mod_wsgi does, an importable module of that name is used (and
+/// given these attributes) if there is one.
+fn setup_apache_module(py: Python<'_>, info: Option<&ProcessInfo>) -> PyResult<()> {
+    let m = match py.import("apache") {
+        Ok(m) => m,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py) => {
+            let m = pyo3::types::PyModule::new(py, "apache")?;
+            py.import("sys")?.getattr("modules")?.set_item("apache", &m)?;
+            m
+        }
+        Err(e) => {
+            tracing::warn!(target: "wsgi", "the importable 'apache' module failed to import ({e}); it was left alone");
+            return Ok(());
+        }
+    };
+    let mpm = info.map(|p| p.mpm.clone()).unwrap_or_default();
+    m.setattr("version", info.map_or((0, 0, 0), |p| p.apache_version))?;
+    m.setattr("mpm_name", mpm.name)?;
+    m.setattr("maximum_processes", mpm.maximum_processes.max(1))?;
+    m.setattr("threads_per_process", mpm.threads_per_process.max(1))?;
     Ok(())
 }
 
@@ -231,13 +258,16 @@ fn restrict_signal(py: Python<'_>) -> PyResult<()> {
     py.run(&code, Some(&scope), None)
 }
 
-/// Runs the functions registered with `atexit` in every interpreter of this process
-/// (sub-interpreters first, then the main one), as a process shuts down (mod_wsgi does the same);
-/// errors are logged, never raised. Interpreters are not torn down: the process exits next.
-pub fn run_exit_hooks() {
+/// As a process shuts down: publishes `process_stopping` (with `shutdown_reason`, mod_wsgi's
+/// names: `""` in an Apache child) to the subscribers of every interpreter, then runs the
+/// functions registered with `atexit` in every interpreter (sub-interpreters first, then the
+/// main one), as mod_wsgi does; errors are logged, never raised. Interpreters are not torn down:
+/// the process exits next.
+pub fn run_exit_hooks(shutdown_reason: &str) {
     if !matches!(status(), Some(Ok(()))) {
         return;
     }
+    super::pool::for_each_at_exit(|py, _| crate::wsgi::events::process_stopping(py, shutdown_reason));
     super::pool::for_each_at_exit(|py, group| {
         if let Err(e) = py.import("atexit").and_then(|m| m.call_method0("_run_exitfuncs")) {
             tracing::error!(target: "wsgi", "atexit functions of application group '{group}' raised: {e}");

@@ -40,7 +40,9 @@
 //!   A str is never mutated and is kept alive by the cache that holds it.
 //! - Never shared: modules, functions, script modules (loaded per group, see
 //!   [`crate::python::scripts`]), `sys` settings, the `mod_wsgi` module (one per interpreter,
-//!   with that interpreter's `application_group`), `sys.stdout`/`sys.stderr` objects (one pair
+//!   with that interpreter's `application_group`, event subscribers and `active_requests`;
+//!   `crate::wsgi::events` finds it through a registry keyed by interpreter), the `apache`
+//!   module, the per-request `request_data` dicts, `sys.stdout`/`sys.stderr` objects (one pair
 //!   per interpreter), exceptions and tracebacks (formatted by the current interpreter's
 //!   `traceback` module).
 //!
@@ -73,6 +75,15 @@ static CREATING: super::PyExclusive = super::PyExclusive::new();
 thread_local! {
     /// This thread's lasting thread state in each sub-interpreter it has entered.
     static STATES: RefCell<Vec<(InterpPtr, *mut ffi::PyThreadState)>> = const { RefCell::new(Vec::new()) };
+    /// How long the last [`enter`] on this thread waited to get the GIL (measured only while
+    /// requests are tracked, see `crate::wsgi::events`).
+    static ENTRY_WAIT: std::cell::Cell<Option<std::time::Duration>> = const { std::cell::Cell::new(None) };
+}
+
+/// How long the current [`enter`] on this thread waited for the GIL, if it was measured (taken:
+/// a second call answers `None`).
+pub fn take_entry_wait() -> Option<std::time::Duration> {
+    ENTRY_WAIT.with(|w| w.take())
 }
 
 fn lookup(name: &str) -> Option<InterpPtr> {
@@ -111,6 +122,12 @@ impl Drop for SwapBack {
 /// tries again.
 pub fn enter<R>(group: &str, f: impl FnOnce(Python<'_>) -> R) -> Result<R, String> {
     interp::ensure_thread_state();
+    // The wait for the GIL is part of a tracked request's gil_wait_time.
+    let asked = crate::wsgi::events::tracking().then(std::time::Instant::now);
+    let f = move |py: Python<'_>| {
+        ENTRY_WAIT.with(|w| w.set(asked.map(|t| t.elapsed())));
+        f(py)
+    };
     if !group.is_empty() {
         if let Some(target) = lookup(group) {
             let ts = this_threads_state(target);

@@ -395,6 +395,43 @@ pub fn set_locale_all(locale: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// CPU time used so far, as (user, system) seconds: of the calling thread (`RUSAGE_THREAD`) or
+/// of the whole process (`RUSAGE_SELF`). Zeros if the kernel refuses (it does not on Linux).
+pub fn cpu_times(thread_only: bool) -> (f64, f64) {
+    let who = if thread_only { libc::RUSAGE_THREAD } else { libc::RUSAGE_SELF };
+    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one rusage into the buffer we own; on failure it is not read.
+    if unsafe { libc::getrusage(who, ru.as_mut_ptr()) } != 0 {
+        return (0.0, 0.0);
+    }
+    // SAFETY: getrusage succeeded, so the struct is initialised (and was zeroed before).
+    let ru = unsafe { ru.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+/// The peak resident set size of this process so far, in bytes (`ru_maxrss`).
+pub fn peak_rss() -> u64 {
+    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: as in `cpu_times`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    // SAFETY: getrusage succeeded.
+    let ru = unsafe { ru.assume_init() };
+    // Linux reports kilobytes.
+    (ru.ru_maxrss.max(0) as u64) * 1024
+}
+
+/// The current resident set size of this process, in bytes (`/proc/self/statm`); 0 if unreadable.
+pub fn current_rss() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf takes no pointers.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(0) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +459,22 @@ mod tests {
         assert!(kill(0, 0).is_err());
         assert!(kill(-1, 0).is_err());
         kill(std::process::id() as pid_t, 0).unwrap();
+    }
+
+    #[test]
+    fn resource_usage() {
+        // Burn CPU on this thread until its counters move (they may move in clock ticks).
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while cpu_times(true) == (0.0, 0.0) && start.elapsed() < std::time::Duration::from_secs(5) {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        let (tu, ts) = cpu_times(true);
+        let (pu, ps) = cpu_times(false);
+        assert!(tu + ts > 0.0 && pu + ps >= tu + ts - 0.01, "thread {tu}+{ts}, process {pu}+{ps}");
+        let (cur, peak) = (current_rss(), peak_rss());
+        assert!(cur > 1 << 20 && peak >= cur / 2, "rss {cur}, peak {peak}");
     }
 }

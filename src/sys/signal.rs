@@ -19,7 +19,8 @@ extern "C" fn set_flag(_: libc::c_int) {
 
 /// Makes each of `signals` set `flag` (SA_RESTART, nothing extra blocked in the handler). The
 /// handler only stores to the atomic, which is async-signal-safe. One flag per process: a later
-/// call replaces it for every signal installed this way.
+/// call replaces it for every signal installed this way (use [`record_on`] to tell signals
+/// apart).
 pub fn set_flag_on(signals: &[libc::c_int], flag: &'static AtomicBool) -> io::Result<()> {
     FLAG.store((flag as *const AtomicBool).cast_mut(), Ordering::SeqCst);
     install(signals, set_flag)

@@ -6,6 +6,9 @@
 //! instead of touching a finished request. No lock is ever held while Python code runs.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pyo3::Python;
 
 use super::io::{IoError, RequestIo, ResponseHead, Severity};
 
@@ -27,6 +30,35 @@ pub struct ResponseState {
     pub rejected: Option<(String, String)>,
 }
 
+/// What one request read and wrote, for the `request_finished` event and the request metrics.
+/// Counts are always kept (the lock is held anyway); times only for a timed request (events or
+/// metrics on when it started), so that a plain request reads no clock for them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IoStats {
+    /// Whether the times below are measured.
+    pub timed: bool,
+    /// Reads from the server of request body data, and the bytes they returned.
+    pub input_reads: u64,
+    pub input_bytes: u64,
+    /// Time spent in those reads.
+    pub input_time: Duration,
+    /// Body writes (and file sends) handed to the server, and their bytes.
+    pub output_writes: u64,
+    pub output_bytes: u64,
+    /// Time spent in those writes, the head's included.
+    pub output_time: Duration,
+    /// Waits to get the GIL back after the adapter released it for I/O, and their total.
+    pub gil_waits: u64,
+    pub gil_wait: Duration,
+}
+
+impl IoStats {
+    /// Starts timing an operation (no clock read for an untimed request).
+    pub fn start(&self) -> Option<Instant> {
+        self.timed.then(Instant::now)
+    }
+}
+
 /// Everything one request needs behind the lock.
 pub struct CoreState {
     pub io: Box<dyn RequestIo>,
@@ -39,18 +71,24 @@ pub struct CoreState {
     pub input_error: Option<String>,
     /// The read that failed found the client silent for the server's Timeout.
     pub input_timed_out: bool,
+    pub stats: IoStats,
 }
 
 /// A handle on one request's state.
 #[derive(Clone)]
-pub struct Core(Arc<Mutex<Option<CoreState>>>);
+pub struct Core {
+    state: Arc<Mutex<Option<CoreState>>>,
+    /// The request is timed (see [`IoStats`]).
+    timed: bool,
+}
 
 /// The error returned once a request has finished.
 pub const FINISHED: &str = "the WSGI request this object belongs to has already finished";
 
 impl Core {
-    pub fn new(io: Box<dyn RequestIo>) -> Self {
-        Core(Arc::new(Mutex::new(Some(CoreState {
+    /// A request's state; `timed`: measure the times of [`IoStats`] too.
+    pub fn new(io: Box<dyn RequestIo>, timed: bool) -> Self {
+        let state = CoreState {
             io,
             response: ResponseState::default(),
             input_buf: Vec::new(),
@@ -58,13 +96,45 @@ impl Core {
             input_eof: false,
             input_error: None,
             input_timed_out: false,
-        }))))
+            stats: IoStats { timed, ..IoStats::default() },
+        };
+        Core { state: Arc::new(Mutex::new(Some(state))), timed }
     }
 
     /// Locks the state. A poisoned lock (a panic while it was held) is still usable: the state
     /// is plain data and the panic was already turned into an error.
     pub fn lock(&self) -> MutexGuard<'_, Option<CoreState>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` with the GIL released (`py.detach`); for a timed request, also counts the wait
+    /// to get the GIL back afterwards (`gil_wait_time` of the events and metrics).
+    pub fn detach<T: Send>(&self, py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+        if !self.timed {
+            return py.detach(f);
+        }
+        let (r, released_until) = py.detach(move || {
+            let r = f();
+            (r, Instant::now())
+        });
+        self.gil_regained(released_until);
+        r
+    }
+
+    /// Counts a wait for the GIL that began at `since` and ended now (timed requests only).
+    pub fn gil_regained(&self, since: Instant) {
+        if self.timed {
+            let waited = since.elapsed();
+            let _ = self.with(|s| {
+                s.stats.gil_waits += 1;
+                s.stats.gil_wait += waited;
+            });
+        }
+    }
+
+    /// Whether the request is timed (see [`IoStats`]).
+    pub fn timed(&self) -> bool {
+        self.timed
     }
 
     /// Runs `f` on the live state, or fails with [`FINISHED`].

@@ -27,6 +27,20 @@ pub struct ProcessInfo {
     pub maximum_processes: u32,
     /// `mod_wsgi.threads_per_process`: threads per Apache child (embedded) or `threads=`.
     pub threads_per_process: u32,
+    /// Apache's MPM, for the `apache` Python module.
+    pub mpm: ApacheMpm,
+}
+
+/// Apache's MPM as the `apache` Python module reports it (the same in Apache children and
+/// daemon processes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApacheMpm {
+    /// `ap_show_mpm()`: `"event"`, `"worker"`, `"prefork"`.
+    pub name: String,
+    /// The MPM's limit of child processes.
+    pub maximum_processes: u32,
+    /// Threads per child (1 for prefork).
+    pub threads_per_process: u32,
 }
 
 /// Per-request values that are not CGI variables.
@@ -76,13 +90,15 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyStrin
 
 /// Builds the environ for one request.
 ///
-/// `cgi` holds the CGI variables (name, raw value) as the server computed them.
+/// `cgi` holds the CGI variables (name, raw value) as the server computed them; `thread` is
+/// (`mod_wsgi.thread_id`, `mod_wsgi.thread_requests`).
 pub fn build<'py>(
     py: Python<'py>,
     cgi: &[(&str, &[u8])],
     req: &RequestInfo<'_>,
     core: &Core,
     errors: &Bound<'py, PyAny>,
+    thread: (u64, u64),
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = template(py)?;
     KEYS.with(|cache| -> PyResult<()> {
@@ -113,12 +129,7 @@ pub fn build<'py>(
         if req.script_reloading { "1" } else { "0" },
     )?;
     d.set_item(pyo3::intern!(py, "mod_wsgi.request_id"), req.request_id)?;
-    let (thread_id, thread_requests) = THREAD.with(|t| {
-        let (id, n) = t.get();
-        let id = if id == 0 { NEXT_THREAD.fetch_add(1, Ordering::Relaxed) + 1 } else { id };
-        t.set((id, n + 1));
-        (id, n)
-    });
+    let (thread_id, thread_requests) = thread;
     d.set_item(pyo3::intern!(py, "mod_wsgi.thread_id"), thread_id)?;
     d.set_item(pyo3::intern!(py, "mod_wsgi.thread_requests"), thread_requests)?;
     d.set_item(pyo3::intern!(py, "mod_wsgi.total_requests"), TOTAL.fetch_add(1, Ordering::Relaxed))?;
@@ -131,8 +142,5 @@ thread_local! {
     /// CGI variable names seen on this thread, as interned Python strings (made once, not per
     /// request).
     static KEYS: std::cell::RefCell<std::collections::HashMap<Box<str>, Py<PyString>>> = std::cell::RefCell::new(std::collections::HashMap::new());
-    /// (this thread's number, requests it ran before), for mod_wsgi.thread_id/thread_requests.
-    static THREAD: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
-static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
 static TOTAL: AtomicU64 = AtomicU64::new(0);

@@ -36,7 +36,9 @@ fn fill(state: &mut CoreState, want: usize) -> Result<usize, String> {
     }
     let start = state.input_buf.len();
     state.input_buf.resize(start + want.max(1), 0);
+    let t = state.stats.start();
     let r = state.io.read_body(&mut state.input_buf[start..]);
+    count_read(state, &r, t);
     match r {
         Ok(n) => {
             state.input_buf.truncate(start + n);
@@ -50,6 +52,17 @@ fn fill(state: &mut CoreState, want: usize) -> Result<usize, String> {
             let msg = input_failure(state, e);
             Err(msg)
         }
+    }
+}
+
+/// Counts one read from the server (and its time, for a timed request).
+fn count_read(state: &mut CoreState, r: &Result<usize, IoError>, started: Option<std::time::Instant>) {
+    state.stats.input_reads += 1;
+    if let Ok(n) = r {
+        state.stats.input_bytes += *n as u64;
+    }
+    if let Some(t) = started {
+        state.stats.input_time += t.elapsed();
     }
 }
 
@@ -103,7 +116,10 @@ fn fill_exact(state: &mut CoreState, dst: &mut [u8]) -> Result<usize, String> {
         if state.input_eof {
             break;
         }
-        match state.io.read_body(&mut dst[off..]) {
+        let t = state.stats.start();
+        let r = state.io.read_body(&mut dst[off..]);
+        count_read(state, &r, t);
+        match r {
             Ok(0) => state.input_eof = true,
             Ok(n) => off += n,
             Err(e) => {
@@ -119,16 +135,27 @@ impl Input {
     /// copy of the body data).
     fn read_sized<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
         let core = self.core.clone();
-        crate::python::bytes::filled(py, n, move |dst| {
+        let timed = core.timed();
+        // When the read ended (GIL released): the wait to get the GIL back is counted from it.
+        let released_until = std::sync::OnceLock::new();
+        let until = &released_until;
+        let r = crate::python::bytes::filled(py, n, move |dst| {
             let got = core.with(|s| fill_exact(s, dst)).map_err(String::from).and_then(|r| r);
+            if timed {
+                let _ = until.set(std::time::Instant::now());
+            }
             got.map_err(io_err)
-        })
+        });
+        if let Some(t) = released_until.get() {
+            self.core.gil_regained(*t);
+        }
+        r
     }
 
     /// Reads exactly `n` bytes or up to the end of the body; `None` reads everything.
     fn read_impl(&self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<u8>> {
         let core = self.core.clone();
-        py.detach(move || {
+        self.core.detach(py, move || {
             core.with(|s| -> Result<Vec<u8>, String> {
                 let mut out = Vec::new();
                 loop {
@@ -167,7 +194,7 @@ impl Input {
 
     fn readline_impl(&self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
         let core = self.core.clone();
-        py.detach(move || {
+        self.core.detach(py, move || {
             core.with(|s| -> Result<Vec<u8>, String> {
                 let mut scanned = 0;
                 loop {

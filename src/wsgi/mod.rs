@@ -4,10 +4,12 @@
 pub mod core;
 pub mod environ;
 pub mod errors;
+pub mod events;
 pub mod file_wrapper;
 pub mod hooks;
 pub mod input;
 pub mod io;
+pub mod metrics;
 pub mod response;
 pub mod start_response;
 pub mod validate;
@@ -15,6 +17,7 @@ pub mod validate;
 use pyo3::prelude::*;
 
 pub use self::core::Core;
+pub use self::events::Timing;
 pub use self::io::{IoError, RequestIo, ResponseHead, Severity};
 pub use self::response::Outcome;
 
@@ -37,13 +40,18 @@ pub struct Call<'a> {
     pub cgi: &'a [(&'a str, &'a [u8])],
     pub info: environ::RequestInfo<'a>,
     pub script: &'a str,
+    /// When the request reached the server (and the daemon), for events and metrics.
+    pub timing: Timing,
 }
 
 /// Serves one request: builds environ, runs the application, sends the response, calls close().
 /// Returns the outcome and the server-side I/O object: on [`Outcome::Complete`] the caller
 /// calls [`RequestIo::finish`] on it once the GIL is released.
 pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dyn RequestIo>) -> (Outcome, Option<Box<dyn RequestIo>>) {
-    let core = Core::new(io);
+    // Events and metrics of this request: ends (and leaves `mod_wsgi.active_requests`) when
+    // dropped at the end of this function, also when unwinding.
+    let mut track = events::begin(py, call);
+    let core = Core::new(io, track.timed());
     // Should anything below unwind, the request still ends here: no Python object (nor
     // sys.stdout on this thread) may keep reaching the server's request afterwards.
     struct EndOnUnwind(Core);
@@ -63,10 +71,13 @@ pub fn serve(py: Python<'_>, app: &Bound<'_, PyAny>, call: &Call<'_>, io: Box<dy
             return (Outcome::Failed, core.finish().map(|s| s.io));
         }
     };
-    let outcome = match environ::build(py, call.cgi, &call.info, &core, &stream) {
+    let outcome = match environ::build(py, call.cgi, &call.info, &core, &stream, track.thread()) {
         Ok(environ) => {
             errors::set_current(errors.clone_ref(py));
-            let o = response::run(py, app, &environ, &core, call.script);
+            let app = track.started(py, app, &environ, &core);
+            let o = response::run(py, &app, &environ, &core, call.script);
+            // Before the request's log and I/O end: subscribers' output goes to its log.
+            track.finished(py, &core);
             errors::clear_current();
             o
         }

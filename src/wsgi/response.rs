@@ -53,28 +53,40 @@ fn send(py: Python<'_>, core: &Core, data: &[u8], flush: bool) -> Result<(), Sto
     let work = move || -> Result<(), IoError> {
         let mut g = core2.lock();
         let s = g.as_mut().ok_or_else(|| IoError::Other(super::core::FINISHED.into()))?;
-        s.ensure_head()?;
-        let n = s.allowed(data.len());
-        if n < data.len() && !s.response.excess_reported {
-            s.response.excess_reported = true;
-            s.io.log(
-                Severity::Warning,
-                &format!(
-                    "{}: the application returned more than its Content-Length of {} bytes; the excess was dropped",
-                    codes::EXCESS_BODY,
-                    s.response.content_length.unwrap_or(0)
-                ),
-            );
+        let t = s.stats.start();
+        let r = write_locked(s, data, flush);
+        if let Some(t) = t {
+            s.stats.output_time += t.elapsed();
         }
-        s.response.written += n as u64;
-        if n == 0 || s.io.header_only() {
-            return Ok(());
-        }
-        s.io.write_body(&data[..n], flush)
+        r
     };
     let blocking = flush || data.len() >= DETACH_THRESHOLD || core.with(|s| s.io.may_block(data.len())).unwrap_or(true);
-    let r = if blocking { py.detach(work) } else { work() };
+    let r = if blocking { core.detach(py, work) } else { work() };
     r.map_err(Stop::Io)
+}
+
+/// Passes one body block to the server (the head first), with the state locked.
+fn write_locked(s: &mut super::core::CoreState, data: &[u8], flush: bool) -> Result<(), IoError> {
+    s.ensure_head()?;
+    let n = s.allowed(data.len());
+    if n < data.len() && !s.response.excess_reported {
+        s.response.excess_reported = true;
+        s.io.log(
+            Severity::Warning,
+            &format!(
+                "{}: the application returned more than its Content-Length of {} bytes; the excess was dropped",
+                codes::EXCESS_BODY,
+                s.response.content_length.unwrap_or(0)
+            ),
+        );
+    }
+    s.response.written += n as u64;
+    if n == 0 || s.io.header_only() {
+        return Ok(());
+    }
+    s.stats.output_writes += 1;
+    s.stats.output_bytes += n as u64;
+    s.io.write_body(&data[..n], flush)
 }
 
 /// `write()` and the iterable share this: empty blocks are skipped (the head waits for the first
@@ -114,7 +126,7 @@ fn try_send_file(py: Python<'_>, core: &Core, fw: &FileWrapper) -> Result<bool, 
         let _ = f.call_method0("flush");
     }
     let core2 = core.clone();
-    py.detach(move || -> Result<bool, IoError> {
+    core.detach(py, move || -> Result<bool, IoError> {
         // The descriptor belongs to the Python file object (kept open by the file_wrapper).
         let size = match crate::sys::fd::fstat_raw(fd) {
             Ok(st) if st.is_regular_file() => st.size,
@@ -126,12 +138,19 @@ fn try_send_file(py: Python<'_>, core: &Core, fw: &FileWrapper) -> Result<bool, 
             return Ok(false);
         }
         let len = s.allowed(size.saturating_sub(pos) as usize) as u64;
+        let t = s.stats.start();
         s.ensure_head()?;
         s.response.written += len;
         if len == 0 || s.io.header_only() {
             return Ok(true);
         }
-        s.io.send_file(fd, pos, len)
+        s.stats.output_writes += 1;
+        s.stats.output_bytes += len;
+        let r = s.io.send_file(fd, pos, len);
+        if let Some(t) = t {
+            s.stats.output_time += t.elapsed();
+        }
+        r
     })
     .map_err(Stop::Io)
 }
@@ -209,7 +228,7 @@ pub fn run(py: Python<'_>, app: &Bound<'_, PyAny>, environ: &Bound<'_, PyDict>, 
     let mut outcome = match sent {
         Ok(()) => {
             let c = core.clone();
-            py.detach(move || finish_head(&c))
+            core.detach(py, move || finish_head(&c))
         }
         Err(stop) => failed(py, core, script, stop),
     };
@@ -219,6 +238,7 @@ pub fn run(py: Python<'_>, app: &Bound<'_, PyAny>, environ: &Bound<'_, PyDict>, 
             if let Err(e) = close.call0() {
                 let headline = format!("{}: close() of the iterable returned by '{script}' raised", codes::CLOSE_FAILED);
                 log_exception(py, core, codes::CLOSE_FAILED, &headline, &e);
+                super::events::request_exception(py, core, &e);
                 if outcome == Outcome::Complete && !core.with(|s| s.response.head_sent).unwrap_or(false) {
                     outcome = Outcome::Failed;
                 }
@@ -240,7 +260,12 @@ fn finish_head(core: &Core) -> Outcome {
             );
             return Outcome::Failed;
         }
-        if let Err(e) = s.ensure_head() {
+        let t = s.stats.start();
+        let sent = s.ensure_head();
+        if let Some(t) = t {
+            s.stats.output_time += t.elapsed();
+        }
+        if let Err(e) = sent {
             return io_outcome(s, e);
         }
         if let Some(cl) = s.response.content_length {
@@ -341,6 +366,7 @@ fn failed(py: Python<'_>, core: &Core, script: &str, stop: Stop) -> Outcome {
                 let headline = if head_sent { format!("{what} after the response head was sent; the response was cut short.") } else { format!("{what}.") };
                 log_exception(py, core, code, &headline, &e);
             }
+            super::events::request_exception(py, core, &e);
             if head_sent {
                 { let c = core.clone(); py.detach(move || { let _ = c.with(|s| s.io.abort()); }); }
                 Outcome::Cut

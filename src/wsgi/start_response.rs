@@ -143,6 +143,7 @@ impl StartResponse {
                 s.response.content_length = cl;
             })
             .map_err(PyRuntimeError::new_err)?;
+        super::events::response_started(py, &self.core, status, response_headers, exc_info);
         Ok(self.write.clone_ref(py))
     }
 }
