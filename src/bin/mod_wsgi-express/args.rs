@@ -57,6 +57,8 @@ pub struct Options {
     pub application_group: String,
     pub maximum_requests: u64,
     pub request_timeout: u64,
+    /// 0: no RequestTimeout injection (the process restarts at request-timeout).
+    pub interrupt_timeout: u64,
     pub mpm: Mpm,
 }
 
@@ -88,6 +90,7 @@ impl Default for Options {
             application_group: "%{GLOBAL}".into(),
             maximum_requests: 0,
             request_timeout: 60,
+            interrupt_timeout: 0,
             mpm: Mpm::Event,
         }
     }
@@ -134,6 +137,7 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "setup-only", values: &[], help: "write the server root and stop there (like setup-server)" },
     Opt { name: "application-group", values: &["NAME"], help: "the Python interpreter the application runs in (default: %{GLOBAL}, the main interpreter)" },
     Opt { name: "maximum-requests", values: &["NUMBER"], help: "replace a daemon process after this many requests (default: 0, never); with --embedded-mode, an Apache child after this many connections" },
+    Opt { name: "interrupt-timeout", values: &["SECONDS"], help: "first raise mod_wsgi.RequestTimeout in a request past --request-timeout, restarting the process only if it has not returned this much later (default: 0, off)" },
     Opt { name: "request-timeout", values: &["SECONDS"], help: "restart a daemon process whose requests run longer than this (default: 60; 0 disables; not applied with --embedded-mode)" },
     Opt { name: "mpm", values: &["NAME"], help: "Apache's MPM: event (default), worker or prefork" },
 ];
@@ -272,7 +276,7 @@ fn example_of(name: &str) -> &'static str {
         "user" | "group" => "www-data",
         "mpm" => "prefork",
         "maximum-requests" => "1000",
-        "request-timeout" => "60",
+        "request-timeout" | "interrupt-timeout" => "60",
         "callable-object" => "app",
         "mount-point" => "/app",
         "application-group" => "%{GLOBAL}",
@@ -351,6 +355,7 @@ fn apply(o: &mut Options, name: &str, mut v: Vec<String>) -> Result<(), String> 
         "application-group" => o.application_group = first(),
         "maximum-requests" => o.maximum_requests = number(name, &first(), 0u64, u32::MAX as u64)?,
         "request-timeout" => o.request_timeout = number(name, &first(), 0u64, 86400 * 365)?,
+        "interrupt-timeout" => o.interrupt_timeout = number(name, &first(), 0u64, 86400 * 365)?,
         "mpm" => {
             o.mpm = match first().as_str() {
                 "event" => Mpm::Event,

@@ -225,6 +225,9 @@ pub fn render_httpd_conf(plan: &Plan, command_line: &str) -> String {
         o.maximum_requests,
         o.request_timeout
     ));
+    if o.interrupt_timeout > 0 {
+        daemon.push_str(&format!(" interrupt-timeout={}", o.interrupt_timeout));
+    }
     add("WSGIRestrictEmbedded On");
     add(&daemon);
     if o.reload_on_changes {
