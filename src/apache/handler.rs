@@ -18,6 +18,21 @@ const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// This Apache child's pid, set by `child_init` (getpid is a system call each time).
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Records this process's pid; called in each Apache child as it starts.
+pub fn note_process_id() {
+    PID.store(std::process::id(), Ordering::Relaxed);
+}
+
+fn process_id() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => std::process::id(),
+        pid => pid,
+    }
+}
+
 /// WSGIRestrictEmbedded On in this process: no application runs in the Apache child (Python may
 /// still be there for auth, access and dispatch scripts).
 pub static EMBEDDED_RESTRICTED: AtomicBool = AtomicBool::new(false);
@@ -80,7 +95,7 @@ fn handle(req: &Request<'_>) -> c_int {
             return ffi::HTTP_FORBIDDEN;
         }
     }
-    let request_id = format!("{:x}.{:x}", std::process::id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let request_id = format!("{:x}.{:x}", process_id(), REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed));
     let call = wsgi::Call {
         cgi: &cgi.vars,
         info: RequestInfo {
@@ -91,7 +106,7 @@ fn handle(req: &Request<'_>) -> c_int {
             request_id: &request_id,
         },
         script: &script,
-        timing: wsgi::Timing { request_start: req.request_time(), server_pid: std::process::id(), ..wsgi::Timing::default() },
+        timing: wsgi::Timing { request_start: req.request_time(), server_pid: process_id(), ..wsgi::Timing::default() },
     };
     if names.process_group.is_empty() {
         execute_embedded(req, &eff, &call, mtime)

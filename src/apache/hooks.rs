@@ -113,6 +113,7 @@ unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> ffi::apr_status_t {
 pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
         log::install();
+        super::handler::note_process_id();
         super::daemon::close_listeners_in_child();
         let global = with_global(|g| g.clone());
         super::handler::EMBEDDED_RESTRICTED.store(global.restrict_embedded, std::sync::atomic::Ordering::Relaxed);
@@ -167,9 +168,31 @@ unsafe fn pool_cstr(p: *mut ffi::apr_pool_t, bytes: &[u8]) -> *mut c_char {
 }
 
 /// Whether a mount's target is a folder of scripts: written with a trailing '/', or a directory.
+/// What the file system says is remembered for a second per target (one `stat` per target and
+/// second, not one per request).
 fn is_folder(target: &[u8]) -> bool {
+    use std::collections::HashMap;
     use std::os::unix::ffi::OsStrExt;
-    target.ends_with(b"/") || std::fs::metadata(std::ffi::OsStr::from_bytes(target)).is_ok_and(|m| m.is_dir())
+    use std::sync::RwLock;
+    use std::time::{Duration, Instant};
+    static SEEN: RwLock<Option<HashMap<Vec<u8>, (bool, Instant)>>> = RwLock::new(None);
+    if target.ends_with(b"/") {
+        return true;
+    }
+    if let Some((dir, at)) = SEEN.read().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.get(target).copied()) {
+        if at.elapsed() < Duration::from_secs(1) {
+            return dir;
+        }
+    }
+    let dir = std::fs::metadata(std::ffi::OsStr::from_bytes(target)).is_ok_and(|m| m.is_dir());
+    let mut seen = SEEN.write().unwrap_or_else(|e| e.into_inner());
+    let map = seen.get_or_insert_with(HashMap::new);
+    // Regex mounts can name many targets: keep the memory bounded.
+    if map.len() > 1024 {
+        map.clear();
+    }
+    map.insert(target.to_vec(), (dir, Instant::now()));
+    dir
 }
 
 pub unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {

@@ -29,6 +29,8 @@ struct Conn {
     idle_since: Instant,
     /// The daemon process at the other end.
     pid: i32,
+    /// The read timeout set on `s` (not set again while it stays the same).
+    read_timeout: Option<Duration>,
 }
 
 /// Pooled connections idle longer than this are closed rather than reused.
@@ -164,7 +166,9 @@ enum Relay {
 /// `header_limit`: header-buffer-size=, the largest response head (status line and header
 /// fields, as on the wire) accepted from the daemon.
 fn relay(mut c: Conn, io: &mut dyn RequestIo, socket_timeout: Duration, header_limit: Option<usize>) -> Relay {
-    let _ = c.s.set_read_timeout(Some(socket_timeout));
+    if c.read_timeout != Some(socket_timeout) && c.s.set_read_timeout(Some(socket_timeout)).is_ok() {
+        c.read_timeout = Some(socket_timeout);
+    }
     // Until the daemon says it started the request, a failure means it never ran: send again.
     let mut any = false;
     let mut head_sent = false;
@@ -290,7 +294,7 @@ pub fn forward(rt: &GroupRuntime, req: &protocol::RequestRef<'_>, io: &mut dyn R
         let (mut s, pooled) = match take_idle(rt) {
             Some(s) => (s, true),
             None => match connect(rt, Instant::now() + rt.spec.connect_timeout, queue_deadline, Instant::now() + socket_timeout) {
-                Ok((s, pid)) => (Conn { s, r: FrameReader::default(), idle_since: Instant::now(), pid }, false),
+                Ok((s, pid)) => (Conn { s, r: FrameReader::default(), idle_since: Instant::now(), pid, read_timeout: None }, false),
                 Err(ConnectError::Queue) => {
                     io.log(Severity::Error, &queue_timeout_message(rt, req.script));
                     return super::ffi::HTTP_GATEWAY_TIME_OUT;

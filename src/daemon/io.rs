@@ -11,7 +11,7 @@ use crate::protocol::{self, Frame, fdpass};
 use crate::wsgi::{IoError, RequestIo, ResponseHead, Severity};
 
 pub struct DaemonIo {
-    pub stream: UnixStream,
+    pub stream: Arc<UnixStream>,
     pub header_only: bool,
     pub client: String,
     pub body_done: bool,
@@ -38,7 +38,7 @@ impl Flags {
 }
 
 impl DaemonIo {
-    pub fn new(stream: UnixStream, header_only: bool, client: String) -> Self {
+    pub fn new(stream: Arc<UnixStream>, header_only: bool, client: String) -> Self {
         DaemonIo { stream, header_only, client, body_done: false, broken: false, aborted: false, shared: Arc::default(), out: Vec::new() }
     }
 
@@ -67,7 +67,7 @@ impl DaemonIo {
         if self.out.is_empty() || self.broken {
             return if self.broken { Err(IoError::ClientGone("connection to the Apache child lost".into())) } else { Ok(()) };
         }
-        let r = self.stream.write_all(&self.out).map_err(|e| {
+        let r = (&*self.stream).write_all(&self.out).map_err(|e| {
             self.broken = true;
             gone(e)
         });
@@ -84,7 +84,7 @@ impl RequestIo for DaemonIo {
         }
         let max = buf.len().min(protocol::MAX_FRAME / 2) as u32;
         self.send(&Frame::ReadBody { max }, true)?;
-        match protocol::read_frame(&mut self.stream) {
+        match protocol::read_frame(&mut &*self.stream) {
             Ok(Some(Frame::Body(data))) if data.len() <= buf.len() => {
                 buf[..data.len()].copy_from_slice(&data);
                 Ok(data.len())

@@ -222,6 +222,9 @@ impl State {
 }
 
 struct Conn {
+    /// A second handle on `stream` for the request I/O object, made once per connection (not
+    /// a `dup` per request).
+    io_stream: Option<Arc<UnixStream>>,
     stream: UnixStream,
     reader: FrameReader,
     greeted: bool,
@@ -312,7 +315,7 @@ impl Dispatcher {
                 match accepted {
                     Ok(fd) => {
                         let stream = UnixStream::from(fd);
-                        return Some(Conn { stream, reader: FrameReader::default(), greeted: false, registered: false, holds_thread: st.slot.is_some(), peer_pid: 0 });
+                        return Some(Conn { io_stream: None, stream, reader: FrameReader::default(), greeted: false, registered: false, holds_thread: st.slot.is_some(), peer_pid: 0 });
                     }
                     // Another process took it: the thread taken for it is free again.
                     Err(_) => self.thread_free(st),
@@ -477,7 +480,13 @@ impl Drop for Interruptible<'_, '_> {
 }
 
 fn run_request(rt: &GroupRuntime, st: &State, seq: u64, c: &mut Conn, req: &protocol::Request, thread: &mut ThreadInUse<'_>, daemon_start: i64) -> bool {
-    let Ok(stream) = c.stream.try_clone() else { return false };
+    let stream = match &c.io_stream {
+        Some(s) => s.clone(),
+        None => match c.stream.try_clone() {
+            Ok(s) => c.io_stream.insert(Arc::new(s)).clone(),
+            Err(_) => return false,
+        },
+    };
     let io = DaemonIo::new(stream, req.header_only, req.client.clone());
     let flags = io.flags();
     let cgi: Vec<(&str, &[u8])> = req.cgi.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();

@@ -141,6 +141,27 @@ pub fn build<'py>(
 thread_local! {
     /// CGI variable names seen on this thread, as interned Python strings (made once, not per
     /// request).
-    static KEYS: std::cell::RefCell<std::collections::HashMap<Box<str>, Py<PyString>>> = std::cell::RefCell::new(std::collections::HashMap::new());
+    static KEYS: std::cell::RefCell<std::collections::HashMap<Box<str>, Py<PyString>, KeyHash>> = std::cell::RefCell::new(std::collections::HashMap::default());
 }
 static TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// FNV-1a for the key cache: the keys are short CGI names looked up ~40 times a request, and
+/// the cache is per thread and bounded, so a DoS-resistant hash buys nothing there.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type KeyHash = std::hash::BuildHasherDefault<Fnv>;
