@@ -87,3 +87,19 @@ fn bad_interpreter_settings_are_configuration_errors() {
         assert!(out.contains(want), "{line}: {out}");
     }
 }
+
+/// Directives of mod_wsgi that cannot apply here load, and the startup warning names each one
+/// with the reason (a section of mod_wsgi 6 included).
+#[test]
+fn directives_without_effect_load_and_say_why() {
+    let a = ApacheBuilder::new()
+        .conf("WSGIPerInterpreterGIL On\nWSGIAcceptMutex default\n<WSGIInterpreterOptions myapp>\n    WSGIWhatever 1\n</WSGIInterpreterOptions>\n")
+        .start();
+    assert!(a.wait_log("WR0117: WSGIPerInterpreterGIL has no effect here: it needs Python 3.12 or later", Duration::from_secs(5)), "{}", a.error_log());
+    assert!(a.error_log().contains("WR0117: WSGIAcceptMutex has no effect here: Apache 2.4 chooses its accept mutex itself"), "{}", a.error_log());
+    assert!(a.error_log().contains("WR0117: <WSGIInterpreterOptions has no effect here"), "{}", a.error_log());
+    assert!(!a.stop().has_crash());
+    // A name mod_wsgi never had is a configuration error.
+    let (ok, out) = Apache::config_test(ApacheBuilder::new().conf("WSGIStartupTimeout 5"));
+    assert!(!ok && out.contains("WSGIStartupTimeout"), "{out}");
+}

@@ -47,7 +47,10 @@ const fn accepted(name: &'static CStr, reason: &'static CStr) -> command_rec {
     }
 }
 
-const ACCEPTED: [command_rec; 15] = [
+const ACCEPTED: [command_rec; 16] = [
+    // A section: Apache has already read its body into the configuration tree, and nothing
+    // walks it, so the directives inside are skipped.
+    accepted(c"<WSGIInterpreterOptions", c"mod_wsgi 6's per-interpreter options are not implemented; the section and the directives in it are skipped"),
     accepted(c"WSGIAcceptMutex", c"Apache 2.4 chooses its accept mutex itself (the Mutex directive), and daemon processes here need none"),
     accepted(c"WSGISocketRotation", c"daemon sockets are made afresh by the Apache parent at every start and restart"),
     accepted(c"WSGIDestroyInterpreter", c"interpreters are not torn down at process exit (their atexit functions still run)"),
