@@ -109,6 +109,15 @@ unsafe fn arg<'a>(p: *const c_char) -> &'a [u8] {
     unsafe { CStr::from_ptr(p) }.to_bytes()
 }
 
+/// The WSGIAuthUserScript in force for `req`; logged (what to add) when there is none.
+fn user_script<'r>(req: &Request<'r>, provider: &str) -> Option<&'r HookScript> {
+    let script = req.dir_settings().and_then(|d| d.auth_user_script.as_ref());
+    if script.is_none() {
+        no_user_script(req, provider);
+    }
+    script
+}
+
 fn no_user_script(req: &Request<'_>, provider: &str) {
     req.log(ffi::APLOG_ERR, &format!(
         "{}: {provider} wsgi is used for '{}' but no WSGIAuthUserScript applies there; add WSGIAuthUserScript /path/to/auth.wsgi next to it",
@@ -122,8 +131,7 @@ unsafe extern "C" fn check_password(r: *mut ffi::request_rec, user: *const c_cha
         // SAFETY: r is the live request of this call; user and password are C strings Apache
         // keeps for the call.
         let (req, user, password) = unsafe { (Request::from_raw(r), arg(user), arg(password)) };
-        let Some(script) = req.dir_settings().and_then(|d| d.auth_user_script.as_ref()) else {
-            no_user_script(&req, "AuthBasicProvider");
+        let Some(script) = user_script(&req, "AuthBasicProvider") else {
             return ffi::authn_status_AUTH_GENERAL_ERROR;
         };
         match run(&req, "WSGIAuthUserScript", script, |py, call| py_hooks::check_password(py, call, user, password)) {
@@ -139,8 +147,7 @@ unsafe extern "C" fn get_realm_hash(r: *mut ffi::request_rec, user: *const c_cha
     guard("the wsgi authn provider", ffi::authn_status_AUTH_GENERAL_ERROR, || {
         // SAFETY: as check_password.
         let (req, user, realm) = unsafe { (Request::from_raw(r), arg(user), arg(realm)) };
-        let Some(script) = req.dir_settings().and_then(|d| d.auth_user_script.as_ref()) else {
-            no_user_script(&req, "AuthDigestProvider");
+        let Some(script) = user_script(&req, "AuthDigestProvider") else {
             return ffi::authn_status_AUTH_GENERAL_ERROR;
         };
         match run(&req, "WSGIAuthUserScript", script, |py, call| py_hooks::get_realm_hash(py, call, user, realm)) {
