@@ -96,7 +96,8 @@ def application(environ, start_response):
     for option in ["memory-limit", "virtual-memory-limit", "cpu-priority", "stack-size"] {
         assert!(!log.contains(&format!("option '{option}'")), "{option}: {log}");
     }
-    assert!(!a.stop().has_crash());
+    let stopped = a.stop();
+    assert!(!stopped.has_crash(), "{}", stopped.error_log);
 }
 
 /// cpu-time-limit=: a process that used up its CPU time finishes its request and is replaced.
@@ -135,7 +136,8 @@ def application(environ, start_response):
         assert!(std::time::Instant::now() < deadline, "the process was not replaced\n{}", a.error_log());
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(!a.stop().has_crash());
+    let stopped = a.stop();
+    assert!(!stopped.has_crash(), "{}", stopped.error_log);
 }
 
 /// header-buffer-size=: a larger response head is refused with 500 and one line saying which
@@ -181,7 +183,8 @@ def application(environ, start_response):
         assert!(std::time::Instant::now() < deadline, "not replaced\n{}", a.error_log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!a.stop().has_crash());
+    let stopped = a.stop();
+    assert!(!stopped.has_crash(), "{}", stopped.error_log);
 }
 
 /// supplementary-groups= adds groups to the daemon's user (when Apache starts as root, which
@@ -223,5 +226,6 @@ def application(environ, start_response):
     assert_eq!(a.get("/broken").status, 500);
     assert!(a.wait_log("(startup-timeout)", Duration::from_secs(5)), "{}", a.error_log());
     assert!(a.wait_log_count("Starting process 'st'", 2, Duration::from_secs(10)), "{}", a.error_log());
-    assert!(!a.stop().has_crash());
+    let stopped = a.stop();
+    assert!(!stopped.has_crash(), "{}", stopped.error_log);
 }
