@@ -51,12 +51,19 @@ impl std::fmt::Display for RestartReason {
 pub const MEMORY_RECYCLE_PERCENT: u64 = 80;
 
 /// Whether memory use (address space, data) calls for a restart under the group's limits.
-pub fn memory_check(memory_limit: Option<u64>, virtual_memory_limit: Option<u64>, (space, data): (u64, u64)) -> Option<RestartReason> {
-    let over = |limit: u64, used: u64| used.saturating_mul(100) >= limit.saturating_mul(MEMORY_RECYCLE_PERCENT);
-    if let Some(limit) = memory_limit.filter(|l| over(*l, data)) {
+/// `baseline` is the use of a fresh process (after start-up): a process is only recycled once
+/// it has also grown past half of the room the limit left it, so that a limit that start-up
+/// nearly fills cannot make every new process restart at once.
+pub fn memory_check(memory_limit: Option<u64>, virtual_memory_limit: Option<u64>, (space, data): (u64, u64), baseline: (u64, u64)) -> Option<RestartReason> {
+    let over = |limit: u64, used: u64, base: u64| {
+        let share = limit / 100 * MEMORY_RECYCLE_PERCENT + limit % 100 * MEMORY_RECYCLE_PERCENT / 100;
+        let grown = base.saturating_add(limit.saturating_sub(base) / 2);
+        used >= share.max(grown)
+    };
+    if let Some(limit) = memory_limit.filter(|l| over(*l, data, baseline.1)) {
         return Some(RestartReason::MemoryLimit { option: "memory-limit", limit, used: data });
     }
-    if let Some(limit) = virtual_memory_limit.filter(|l| over(*l, space)) {
+    if let Some(limit) = virtual_memory_limit.filter(|l| over(*l, space, baseline.0)) {
         return Some(RestartReason::MemoryLimit { option: "virtual-memory-limit", limit, used: space });
     }
     None
@@ -183,14 +190,20 @@ mod tests {
 
     #[test]
     fn memory_limits_recycle_at_their_share() {
-        assert_eq!(memory_check(None, None, (u64::MAX, u64::MAX)), None);
-        assert_eq!(memory_check(Some(1000), None, (10_000, 799)), None);
+        let fresh = (0, 0);
+        assert_eq!(memory_check(None, None, (u64::MAX, u64::MAX), fresh), None);
+        assert_eq!(memory_check(Some(1000), None, (10_000, 799), fresh), None);
         assert_eq!(
-            memory_check(Some(1000), None, (10_000, 800)),
+            memory_check(Some(1000), None, (10_000, 800), fresh),
             Some(RestartReason::MemoryLimit { option: "memory-limit", limit: 1000, used: 800 })
         );
-        assert_eq!(memory_check(Some(1000), Some(20_000), (15_999, 10)), None);
-        let r = memory_check(Some(1000), Some(20_000), (16_000, 10)).unwrap();
+        assert_eq!(memory_check(Some(1000), Some(20_000), (15_999, 10), fresh), None);
+        // Start-up already used 900 of 1000: recycled only past 950, never at once.
+        assert_eq!(memory_check(Some(1000), None, (0, 900), (0, 900)), None);
+        assert_eq!(memory_check(Some(1000), None, (0, 949), (0, 900)), None);
+        assert!(memory_check(Some(1000), None, (0, 950), (0, 900)).is_some());
+        assert!(memory_check(Some(u64::MAX), None, (0, u64::MAX), fresh).is_some());
+        let r = memory_check(Some(1000), Some(20_000), (16_000, 10), fresh).unwrap();
         assert!(r.to_string().starts_with("virtual-memory-limit=20000 nearly reached (16000 bytes in use"), "{r}");
     }
 

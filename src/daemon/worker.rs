@@ -67,7 +67,7 @@ fn check_memory(spec: &crate::config::DaemonProcess, st: &State) -> bool {
         return false;
     }
     let Ok(sizes) = sys::process::memory_sizes() else { return false };
-    match control::memory_check(spec.memory_limit, spec.virtual_memory_limit, sizes) {
+    match control::memory_check(spec.memory_limit, spec.virtual_memory_limit, sizes, st.memory_baseline.get().copied().unwrap_or_default()) {
         Some(reason) => {
             if !st.draining.load(Ordering::SeqCst) {
                 tracing::warn!(target: "wsgi", "{}: daemon process '{}' (pid {}): {reason}; it is replaced once its running requests finish", crate::codes::PROCESS_LIMIT, spec.name, std::process::id());
@@ -133,6 +133,9 @@ struct State {
     rt: Arc<GroupRuntime>,
     /// Since when loading a script has failed with no load succeeding since (startup-timeout=).
     failing_since: Mutex<Option<Instant>>,
+    /// Memory in use (address space, data) once the process had started up (request threads
+    /// included).
+    memory_baseline: std::sync::OnceLock<(u64, u64)>,
 }
 
 /// A request thread busy on the capacity board while it serves one request: the thread it uses
@@ -736,6 +739,7 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         },
         rt: rt.clone(),
         failing_since: Mutex::new(None),
+        memory_baseline: std::sync::OnceLock::new(),
     });
     let listener = rt.take_listener().ok_or_else(|| std::io::Error::other("the group's listening socket is already closed in this process"));
     let d = match listener.and_then(Dispatcher::new) {
@@ -762,6 +766,9 @@ pub fn worker_main(rt: Arc<GroupRuntime>, notify: OwnedFd) -> ! {
         }
     }
     drop(blocked);
+    if spec.memory_limit.is_some() || spec.virtual_memory_limit.is_some() {
+        let _ = st.memory_baseline.set(sys::process::memory_sizes().unwrap_or_default());
+    }
     let limits = Limits {
         maximum_requests: spec.maximum_requests,
         restart_interval: spec.restart_interval,
