@@ -71,7 +71,10 @@ fn run<T>(
             return Err(());
         }
         None => {
-            req.log(ffi::APLOG_ERR, &format!("{}: {directive} '{}' cannot run: Python was not initialised in this process", codes::PYTHON_INIT_FAILED, script.script));
+            req.log(ffi::APLOG_ERR, &format!(
+                "{}: {directive} '{}' cannot run: Python was not initialised in this process (with WSGIRestrictEmbedded On it starts in Apache's children only when the server configuration, not an .htaccess file, names an auth, access or dispatch script)",
+                codes::PYTHON_INIT_FAILED, script.script
+            ));
             return Err(());
         }
     }
