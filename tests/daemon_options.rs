@@ -15,6 +15,8 @@ const APP: &str = r#"
 import os
 def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
+    if environ['PATH_INFO'] == '/ids':
+        return [('%d %d' % (os.getuid(), os.getgid())).encode()]
     return [('%d' % os.getpid()).encode()]
 "#;
 
@@ -32,10 +34,19 @@ fn socket_and_script_owner_options() {
         let owner = user_name(std::fs::metadata(&script).unwrap().uid());
         // Apache's children run as www-data when the tests run as root, else as this user.
         let apache_user = if is_root() { "www-data".to_string() } else { owner.clone() };
+        let (uid, gid) = {
+            let out = |flag: &str| {
+                let o = Command::new("id").args([flag, &apache_user]).output().expect("id");
+                String::from_utf8_lossy(&o.stdout).trim().to_string()
+            };
+            (out("-u"), out("-g"))
+        };
         let a = b
             .conf(&format!(
                 "WSGIDaemonProcess ok threads=2 socket-user={apache_user} send-buffer-size=131072 receive-buffer-size=131072 script-user={owner}\n\
                  WSGIDaemonProcess strict threads=2 script-user=nobody\n\
+                 WSGIDaemonProcess byid threads=1 user=#{uid} group=#{gid}\n\
+                 WSGIScriptAlias /byid {{dir}}/scripts/app.wsgi process-group=byid\n\
                  WSGIScriptAlias /ok {{dir}}/scripts/app.wsgi process-group=ok\n\
                  WSGIScriptAlias /strict {{dir}}/scripts/app.wsgi process-group=strict\n\
                  <Directory {{dir}}/scripts>\n Require all granted\n</Directory>\n"
@@ -45,6 +56,9 @@ fn socket_and_script_owner_options() {
         assert_eq!(r.status, 200, "[{mpm}] {r}\n{}", a.error_log());
         let r = a.get("/strict");
         assert_eq!(r.status, 403, "[{mpm}] {r}");
+        // user=#uid group=#gid, as Apache's User/Group allow.
+        let r = a.get("/byid/ids");
+        assert_eq!((r.status, r.text()), (200, format!("{uid} {gid}")), "[{mpm}] {}", a.error_log());
         assert!(a.wait_log("WR0136: ", Duration::from_secs(5)), "[{mpm}] {}", a.error_log());
         assert!(a.error_log().contains("script-user= requires uid"), "[{mpm}] {}", a.error_log());
         // None of these options is reported as having no effect.

@@ -1,4 +1,4 @@
-//! Issue #2: the module loads as a drop-in `wsgi_module`, WSGIScriptAlias maps URLs to scripts
+//! The module loads as a drop-in `wsgi_module`, WSGIScriptAlias maps URLs to scripts
 //! with Apache's access control applied, the seed's configurations work under every MPM, bad
 //! directives are configuration errors, and the server survives graceful restarts.
 

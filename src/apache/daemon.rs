@@ -67,14 +67,24 @@ fn apache_ids() -> Ids {
     }
 }
 
+/// A user name, or `#uid` as Apache and mod_wsgi allow: (uid, primary gid). A `#uid` the user
+/// database does not know has its own number as group.
 fn lookup_user(name: &str) -> Result<(u32, u32), String> {
+    if let Some(n) = name.strip_prefix('#') {
+        let uid: u32 = n.parse().map_err(|_| format!("'{name}' is not a user name or #uid"))?;
+        return Ok((uid, sys::process::user_gid(uid).ok().flatten().unwrap_or(uid)));
+    }
     match sys::process::user_ids(name) {
         Ok(Some(ids)) => Ok(ids),
         _ => Err(format!("user '{name}' does not exist")),
     }
 }
 
+/// A group name, or `#gid`.
 fn lookup_group(name: &str) -> Result<u32, String> {
+    if let Some(n) = name.strip_prefix('#') {
+        return n.parse().map_err(|_| format!("'{name}' is not a group name or #gid"));
+    }
     match sys::process::group_id(name) {
         Ok(Some(gid)) => Ok(gid),
         _ => Err(format!("group '{name}' does not exist")),

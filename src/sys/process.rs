@@ -193,6 +193,15 @@ pub fn user_ids(name: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t)>> {
 }
 
 /// A group's gid, `None` if there is no such group.
+/// The primary group of the user with `uid`, if the user database has that user.
+pub fn user_gid(uid: libc::uid_t) -> io::Result<Option<libc::gid_t>> {
+    db_lookup(
+        // SAFETY: as in user_ids, with getpwuid_r.
+        |rec, buf, found| unsafe { libc::getpwuid_r(uid, rec, buf.as_mut_ptr(), buf.len(), found) },
+        |pw: &libc::passwd| pw.pw_gid,
+    )
+}
+
 pub fn group_id(name: &str) -> io::Result<Option<libc::gid_t>> {
     let Ok(cname) = CString::new(name) else { return Ok(None) };
     db_lookup(
