@@ -492,7 +492,7 @@ fn run_request(rt: &GroupRuntime, st: &State, seq: u64, c: &mut Conn, req: &prot
     };
     let io = DaemonIo::new(stream, req.header_only, req.client.clone());
     let flags = io.flags();
-    let cgi: Vec<(&str, &[u8])> = req.cgi.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let cgi: Vec<(&str, &[u8])> = req.cgi.iter().collect();
     let call = wsgi::Call {
         cgi: &cgi,
         info: RequestInfo {

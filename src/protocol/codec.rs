@@ -127,7 +127,7 @@ pub fn encode(f: &Frame) -> Vec<u8> {
         Frame::HelloOk { pid } => w.u32(*pid),
         Frame::BodyEnd | Frame::Started => {}
         Frame::Request(r) => {
-            let cgi: Vec<(&str, &[u8])> = r.cgi.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+            let cgi: Vec<(&str, &[u8])> = r.cgi.iter().collect();
             return encode_request(&RequestRef {
                 script: &r.script,
                 callable: &r.callable,
@@ -240,14 +240,15 @@ fn decode_payload(ty: u8, payload: &[u8]) -> Result<Frame, DecodeError> {
                 request_id: r.string()?,
                 queue_start: r.u64()? as i64,
                 client: r.string()?,
-                cgi: Vec::new(),
+                cgi: Default::default(),
             };
             let n = r.count(8)?;
-            q.cgi.reserve(n);
+            let mut cgi = super::Cgi::with_capacity(n, r.0.len());
             for _ in 0..n {
-                let k = r.string()?;
-                q.cgi.push((k, r.bytes()?.to_vec()));
+                let k = std::str::from_utf8(r.bytes()?).map_err(|_| DecodeError::BadText)?;
+                cgi.push(k, r.bytes()?);
             }
+            q.cgi = cgi;
             Frame::Request(Box::new(q))
         }
         4 => Frame::ReadBody { max: r.u32()? },
@@ -346,7 +347,7 @@ mod tests {
                 request_id: "1.2".into(),
                 queue_start: 1_700_000_000_654_321,
                 client: "127.0.0.1:5555".into(),
-                cgi: vec![("PATH_INFO".into(), b"/caf\xc3\xa9".to_vec()), ("QUERY_STRING".into(), vec![])],
+                cgi: [("PATH_INFO", &b"/caf\xc3\xa9"[..]), ("QUERY_STRING", &b""[..])].into_iter().collect(),
             })),
             Frame::ReadBody { max: 65536 },
             Frame::Body(b"abc".to_vec()),
