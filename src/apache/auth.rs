@@ -82,7 +82,8 @@ fn run<T>(
     let dir = req.dir_settings().unwrap_or(&default_dir);
     let mount = req.mount();
     let eff = conf::effective(dir, mount.as_ref().map(|m| &m.alias.options));
-    let env = handler::build_environment(req, &eff);
+    // No PATH_TRANSLATED: it costs a sub-request, on every request an access script guards.
+    let env = handler::build_environment(req, &eff, false);
     let group = handler::group_name(req, script.application_group.as_ref().unwrap_or(&conf::GroupSpec::Global), env.script_name);
     let call = HookCall { directive, script: &script.script, group: &group, cgi: &env.vars, url_scheme: env.url_scheme };
     match pool::enter(&group, |py| f(py, &call)) {

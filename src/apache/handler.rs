@@ -74,7 +74,7 @@ fn handle(req: &Request<'_>) -> c_int {
         Some(h) => crate::python::scripts::file_mtime(&h.script).unwrap_or(0),
         None => req.mtime(),
     };
-    let mut cgi = build_environment(req, &eff);
+    let mut cgi = build_environment(req, &eff, true);
     if let Some(h) = handler_script {
         cgi.vars.push(("mod_wsgi.handler_script", req.pool_bytes(h.script.as_bytes())));
     }
@@ -197,8 +197,9 @@ impl conf::proxy::CgiVars for PoolVars<'_, '_> {
 
 /// CGI variables: Apache's common set (HTTP_*, SERVER_*, REMOTE_*, DOCUMENT_ROOT, SetEnv
 /// values, ...) plus the request line ones, with SCRIPT_NAME/PATH_INFO from the mount, and the
-/// `mod_wsgi.*` values that come from Apache.
-pub(super) fn build_environment<'r>(req: &Request<'r>, eff: &Effective) -> Environment<'r> {
+/// `mod_wsgi.*` values that come from Apache. `path_translated`: also PATH_TRANSLATED (a
+/// sub-request maps PATH_INFO to a file).
+pub(super) fn build_environment<'r>(req: &Request<'r>, eff: &Effective, path_translated: bool) -> Environment<'r> {
     req.add_common_vars();
     let (raw_script_name, raw_path_info): (&[u8], &[u8]) = match req.mount() {
         Some(m) => (m.script_name, m.path_info),
@@ -228,7 +229,7 @@ pub(super) fn build_environment<'r>(req: &Request<'r>, eff: &Effective) -> Envir
     cgi.push(("SCRIPT_NAME", script_name));
     cgi.push(("PATH_INFO", path_info));
     // PATH_TRANSLATED as Apache's CGI support computes it: PATH_INFO mapped like a URL.
-    if !path_info.is_empty() {
+    if path_translated && !path_info.is_empty() {
         cgi.push(("PATH_TRANSLATED", req.pool_bytes(&req.translate_path(path_info))));
     }
     cgi.push(("mod_wsgi.enable_sendfile", if eff.enable_sendfile { b"1" } else { b"0" }));
