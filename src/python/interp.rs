@@ -241,10 +241,12 @@ fn setup_apache_module(py: Python<'_>, info: Option<&ProcessInfo>) -> PyResult<(
 }
 
 /// WSGIRestrictSignal On: `signal.signal()` leaves the handler as it is (Apache owns this
-/// process's signals), logs one line naming the signal, and returns the current handler.
+/// process's signals), logs one line naming the signal, and returns the current handler. The
+/// C module `_signal` is patched: `signal.signal` calls it at each call, and importing the
+/// `signal` module here would load `enum` into every interpreter (a quarter MiB each).
 fn restrict_signal(py: Python<'_>) -> PyResult<()> {
     let code = std::ffi::CString::new(format!(
-        "import signal as _signal, sys as _sys\n\
+        "import _signal, sys as _sys\n\
          def signal(signalnum, handler):\n\
          \x20   _sys.stderr.write('{}: callback registration for signal %d ignored: Apache owns the signals of this process (WSGIRestrictSignal Off allows it)\\n' % signalnum)\n\
          \x20   _sys.stderr.flush()\n\
