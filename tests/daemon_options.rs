@@ -20,6 +20,27 @@ def application(environ, start_response):
     return [('%d' % os.getpid()).encode()]
 "#;
 
+/// Stops the server; no crash may show in its error log.
+fn stop_clean(a: Apache) {
+    let stopped = a.stop();
+    assert!(!stopped.has_crash(), "{}", stopped.error_log);
+}
+
+/// Waits (up to 15 s) until `path`, which answers with its process id, is served by a process
+/// other than `old`.
+fn wait_replaced(a: &Apache, path: &str, old: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = a.get(path);
+        assert_eq!(r.status, 200, "{r}\n{}", a.error_log());
+        if r.text() != old {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "process {old} was not replaced\n{}", a.error_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The name of the user with `uid`, from the system's user database.
 fn user_name(uid: u32) -> String {
     let out = Command::new("id").args(["-nu", &uid.to_string()]).output().expect("id");
@@ -65,8 +86,7 @@ fn socket_and_script_owner_options() {
         for option in ["socket-user", "send-buffer-size", "receive-buffer-size", "script-user"] {
             assert!(!a.error_log().contains(&format!("option '{option}'")), "[{mpm}] {option}: {}", a.error_log());
         }
-        let stopped = a.stop();
-        assert!(!stopped.has_crash(), "[{mpm}]");
+        stop_clean(a);
     }
 }
 
@@ -110,8 +130,7 @@ def application(environ, start_response):
     for option in ["memory-limit", "virtual-memory-limit", "cpu-priority", "stack-size"] {
         assert!(!log.contains(&format!("option '{option}'")), "{option}: {log}");
     }
-    let stopped = a.stop();
-    assert!(!stopped.has_crash(), "{}", stopped.error_log);
+    stop_clean(a);
 }
 
 /// cpu-time-limit=: a process that used up its CPU time finishes its request and is replaced.
@@ -140,18 +159,8 @@ def application(environ, start_response):
     let r = a.get("/spin/spin");
     assert_eq!(r.status, 200, "the request that crossed the limit still completes: {r}\n{}", a.error_log());
     assert!(a.wait_log("cpu-time-limit of 1s of CPU time reached", Duration::from_secs(10)), "{}", a.error_log());
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let r = a.get("/spin/hello");
-        assert_eq!(r.status, 200, "{r}\n{}", a.error_log());
-        if r.text() != first.text() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the process was not replaced\n{}", a.error_log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let stopped = a.stop();
-    assert!(!stopped.has_crash(), "{}", stopped.error_log);
+    wait_replaced(&a, "/spin/hello", &first.text());
+    stop_clean(a);
 }
 
 /// header-buffer-size=: a larger response head is refused with 500 and one line saying which
@@ -192,13 +201,8 @@ def application(environ, start_response):
     });
     assert_eq!((slow.status, slow.text()), (200, pid.clone()), "{}", a.error_log());
     assert!(a.wait_log("evicted (SIGUSR2)", Duration::from_secs(5)), "{}", a.error_log());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while a.get("/e/pid").text() == pid {
-        assert!(std::time::Instant::now() < deadline, "not replaced\n{}", a.error_log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let stopped = a.stop();
-    assert!(!stopped.has_crash(), "{}", stopped.error_log);
+    wait_replaced(&a, "/e/pid", &pid);
+    stop_clean(a);
 }
 
 /// supplementary-groups= adds groups to the daemon's user (when Apache starts as root, which
@@ -240,6 +244,5 @@ def application(environ, start_response):
     assert_eq!(a.get("/broken").status, 500);
     assert!(a.wait_log("(startup-timeout)", Duration::from_secs(5)), "{}", a.error_log());
     assert!(a.wait_log_count("Starting process 'st'", 2, Duration::from_secs(10)), "{}", a.error_log());
-    let stopped = a.stop();
-    assert!(!stopped.has_crash(), "{}", stopped.error_log);
+    stop_clean(a);
 }
