@@ -269,7 +269,9 @@ pub fn run_exit_hooks(shutdown_reason: &str) {
     if !matches!(status(), Some(Ok(()))) {
         return;
     }
-    super::pool::for_each_at_exit(|py, _| crate::wsgi::events::process_stopping(py, shutdown_reason));
+    if crate::wsgi::events::stopping_subscribed() {
+        super::pool::for_each_at_exit(|py, _| crate::wsgi::events::process_stopping(py, shutdown_reason));
+    }
     super::pool::for_each_at_exit(|py, group| {
         if let Err(e) = py.import("atexit").and_then(|m| m.call_method0("_run_exitfuncs")) {
             tracing::error!(target: "wsgi", "atexit functions of application group '{group}' raised: {e}");

@@ -52,6 +52,16 @@ const ACTIVE: u8 = 4;
 /// What this process does per request beyond the basics (bits above; 0: nothing).
 static MODE: AtomicU8 = AtomicU8::new(0);
 
+/// `subscribe_shutdown()` was called in some interpreter.
+static SHUTDOWN_SUBSCRIBED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether any interpreter may have a `process_stopping` subscriber (`subscribe_events()` or
+/// `subscribe_shutdown()` was called): otherwise a process's exit need not visit each
+/// interpreter for it.
+pub fn stopping_subscribed() -> bool {
+    mode() & EVENTS != 0 || SHUTDOWN_SUBSCRIBED.load(Ordering::Relaxed)
+}
+
 fn mode() -> u8 {
     MODE.load(Ordering::Relaxed)
 }
@@ -119,6 +129,7 @@ fn subscribe_shutdown<'py>(py: Python<'py>, callback: Bound<'py, PyAny>) -> PyRe
     let m = this_module(py).ok_or_else(|| PyRuntimeError::new_err("mod_wsgi is not set up in this interpreter"))?;
     let list = m.getattr("shutdown_callbacks")?.cast_into::<PyList>()?;
     list.append(&callback)?;
+    SHUTDOWN_SUBSCRIBED.store(true, Ordering::Relaxed);
     Ok(callback)
 }
 
