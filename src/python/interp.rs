@@ -241,19 +241,48 @@ fn setup_apache_module(py: Python<'_>, info: Option<&ProcessInfo>) -> PyResult<(
 }
 
 /// WSGIRestrictSignal On: `signal.signal()` leaves the handler as it is (Apache owns this
-/// process's signals), logs one line naming the signal, and returns the current handler. The
-/// C module `_signal` is patched: `signal.signal` calls it at each call, and importing the
-/// `signal` module here would load `enum` into every interpreter (a quarter MiB each).
+/// process's signals), logs one line naming the signal, and returns the current handler.
+///
+/// The C module `_signal` is patched (`signal.signal` calls it at each call), and only once the
+/// application imports it: importing it here would load it into every process and interpreter
+/// (its import also installs Python's SIGINT handler in the main interpreter).
 fn restrict_signal(py: Python<'_>) -> PyResult<()> {
     let code = std::ffi::CString::new(format!(
-        "import _signal, sys as _sys\n\
-         def signal(signalnum, handler):\n\
-         \x20   _sys.stderr.write('{}: callback registration for signal %d ignored: Apache owns the signals of this process (WSGIRestrictSignal Off allows it)\\n' % signalnum)\n\
-         \x20   _sys.stderr.flush()\n\
-         \x20   return _signal.getsignal(signalnum)\n\
-         signal.__doc__ = _signal.signal.__doc__\n\
-         _signal.signal = signal\n",
-        crate::codes::SIGNAL_IGNORED
+        r#"import sys as _sys
+def _restrict(mod):
+    def signal(signalnum, handler):
+        _sys.stderr.write('{code}: callback registration for signal %d ignored: Apache owns the signals of this process (WSGIRestrictSignal Off allows it)\n' % signalnum)
+        _sys.stderr.flush()
+        return mod.getsignal(signalnum)
+    signal.__doc__ = mod.signal.__doc__
+    mod.signal = signal
+if '_signal' in _sys.modules:
+    _restrict(_sys.modules['_signal'])
+else:
+    class _RestrictSignalFinder:
+        'Patches _signal.signal when the application first imports signal (WSGIRestrictSignal).'
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name != '_signal':
+                return None
+            import importlib.machinery
+            spec = importlib.machinery.BuiltinImporter.find_spec(name)
+            if spec is None:
+                return None
+            builtin = spec.loader
+            class _Loader:
+                @staticmethod
+                def create_module(spec):
+                    return builtin.create_module(spec)
+                @staticmethod
+                def exec_module(module):
+                    builtin.exec_module(module)
+                    _restrict(module)
+            spec.loader = _Loader
+            return spec
+    _sys.meta_path.insert(0, _RestrictSignalFinder)
+"#,
+        code = crate::codes::SIGNAL_IGNORED
     ))
     .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
     let scope = pyo3::types::PyDict::new(py);
