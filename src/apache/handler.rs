@@ -280,10 +280,18 @@ impl Names {
 /// The application group (interpreter) `spec` names for this request. mod_wsgi names groups
 /// after the server's ServerName, not the Host header.
 pub(super) fn group_name(req: &Request<'_>, spec: &conf::GroupSpec, script_name: &[u8]) -> String {
-    let server_name = String::from_utf8_lossy(req.server_name()).into_owned();
-    let script_name = String::from_utf8_lossy(script_name).into_owned();
-    let env = |k: &str| req.env(k).map(|v| String::from_utf8_lossy(v).into_owned());
-    conf::application_group_name(spec, &server_name, req.server_port(), &script_name, env)
+    let (server_name, script_name) = name_parts(req, script_name);
+    conf::application_group_name(spec, &server_name, req.server_port(), &script_name, |k| env_text(req, k))
+}
+
+/// ServerName and SCRIPT_NAME as text, which group names are made of.
+fn name_parts(req: &Request<'_>, script_name: &[u8]) -> (String, String) {
+    (String::from_utf8_lossy(req.server_name()).into_owned(), String::from_utf8_lossy(script_name).into_owned())
+}
+
+/// A variable of the request's environment as text (for `%{ENV:NAME}`).
+fn env_text(req: &Request<'_>, name: &str) -> Option<String> {
+    req.env(name).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// The daemon process group `spec` names for this request (`""`: this Apache child).
@@ -291,10 +299,8 @@ fn process_group_name(req: &Request<'_>, spec: &conf::GroupSpec, script_name: &[
     if *spec == conf::GroupSpec::Global {
         return String::new();
     }
-    let server_name = String::from_utf8_lossy(req.server_name()).into_owned();
-    let script_name = String::from_utf8_lossy(script_name).into_owned();
-    let env = |k: &str| req.env(k).map(|v| String::from_utf8_lossy(v).into_owned());
-    conf::process_group_name(spec, &server_name, req.server_port(), &script_name, env)
+    let (server_name, script_name) = name_parts(req, script_name);
+    conf::process_group_name(spec, &server_name, req.server_port(), &script_name, |k| env_text(req, k))
 }
 
 /// WSGIDispatchScript: the script's `process_group`, `application_group` and `callable_object`

@@ -115,20 +115,22 @@ pub fn install(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// interpreter. Returns the callback (usable as a decorator).
 #[pyfunction]
 fn subscribe_events<'py>(py: Python<'py>, callback: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let m = this_module(py).ok_or_else(|| PyRuntimeError::new_err("mod_wsgi is not set up in this interpreter"))?;
-    let list = m.getattr("event_callbacks")?.cast_into::<PyList>()?;
-    list.append(&callback)?;
+    append_callback(py, "event_callbacks", &callback)?;
     MODE.fetch_or(EVENTS, Ordering::SeqCst);
     Ok(callback)
+}
+
+/// Appends `callback` to the list `name` of this interpreter's `mod_wsgi` module.
+fn append_callback(py: Python<'_>, name: &str, callback: &Bound<'_, PyAny>) -> PyResult<()> {
+    let m = this_module(py).ok_or_else(|| PyRuntimeError::new_err("mod_wsgi is not set up in this interpreter"))?;
+    m.getattr(name)?.cast_into::<PyList>()?.append(callback)
 }
 
 /// `mod_wsgi.subscribe_shutdown(callback)`: `callback('process_stopping', **event)` when the
 /// process stops. Returns the callback.
 #[pyfunction]
 fn subscribe_shutdown<'py>(py: Python<'py>, callback: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let m = this_module(py).ok_or_else(|| PyRuntimeError::new_err("mod_wsgi is not set up in this interpreter"))?;
-    let list = m.getattr("shutdown_callbacks")?.cast_into::<PyList>()?;
-    list.append(&callback)?;
+    append_callback(py, "shutdown_callbacks", &callback)?;
     SHUTDOWN_SUBSCRIBED.store(true, Ordering::Relaxed);
     Ok(callback)
 }
