@@ -285,8 +285,8 @@ pub(super) fn group_name(req: &Request<'_>, spec: &conf::GroupSpec, script_name:
 }
 
 /// ServerName and SCRIPT_NAME as text, which group names are made of.
-fn name_parts(req: &Request<'_>, script_name: &[u8]) -> (String, String) {
-    (String::from_utf8_lossy(req.server_name()).into_owned(), String::from_utf8_lossy(script_name).into_owned())
+fn name_parts<'a>(req: &'a Request<'_>, script_name: &'a [u8]) -> (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>) {
+    (String::from_utf8_lossy(req.server_name()), String::from_utf8_lossy(script_name))
 }
 
 /// A variable of the request's environment as text (for `%{ENV:NAME}`).

@@ -170,11 +170,12 @@ pub fn resolve_group_name(
     match spec {
         GroupSpec::Global => String::new(),
         GroupSpec::Named(n) => n.clone(),
-        GroupSpec::Resource => format!(
-            "{}|{}",
-            with_port(ctx.server_name, ctx.port),
-            collapse_slashes(ctx.script_name)
-        ),
+        GroupSpec::Resource => {
+            let mut name = with_port(ctx.server_name, ctx.port);
+            name.push('|');
+            name.push_str(&collapse_slashes(ctx.script_name));
+            name
+        }
         GroupSpec::Server => with_port(ctx.server_name, ctx.port),
         GroupSpec::Host => {
             let host = ctx
@@ -257,11 +258,26 @@ fn no_env(_: &str) -> Option<String> {
 }
 
 fn with_port(host: &str, port: u16) -> String {
-    if port == 80 || port == 443 {
-        host.to_string()
-    } else {
-        format!("{host}:{port}")
+    let mut name = String::with_capacity(host.len() + 7);
+    name.push_str(host);
+    if port != 80 && port != 443 {
+        name.push(':');
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        let mut p = port;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (p % 10) as u8;
+            p /= 10;
+            if p == 0 {
+                break;
+            }
+        }
+        for d in &digits[i..] {
+            name.push(char::from(*d));
+        }
     }
+    name
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:8080` → `[::1]`.
@@ -277,6 +293,9 @@ fn host_without_port(host: &str) -> &str {
 }
 
 fn collapse_slashes(s: &str) -> String {
+    if !s.contains("//") {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut last_slash = false;
     for c in s.chars() {
@@ -291,6 +310,17 @@ fn collapse_slashes(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn server_names_carry_the_port_unless_80_or_443() {
+        assert_eq!(super::with_port("h", 80), "h");
+        assert_eq!(super::with_port("h", 443), "h");
+        assert_eq!(super::with_port("h", 0), "h:0");
+        assert_eq!(super::with_port("h", 8000), "h:8000");
+        assert_eq!(super::with_port("h", 65535), "h:65535");
+        assert_eq!(super::collapse_slashes("/a//b///c"), "/a/b/c");
+        assert_eq!(super::collapse_slashes("/a/b"), "/a/b");
+    }
+
     #[test]
     fn restrict_process_names() {
         assert_eq!(super::parse_restrict_process("a %{GLOBAL} 'b c'"), Ok(vec!["a".to_string(), String::new(), "b c".to_string()]));

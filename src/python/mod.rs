@@ -3,6 +3,7 @@
 //! itself is in `crate::wsgi`.)
 
 pub mod bytes;
+pub mod dict;
 pub mod interp;
 pub mod interrupt;
 

@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyModule};
+use pyo3::types::{PyBytes, PyDict, PyModule, PyString};
 
 use crate::codes;
 
@@ -21,8 +21,9 @@ struct Loaded {
     mtime: i64,
 }
 
-/// Scripts loaded in this process, by (application group, path).
-static LOADED: Mutex<Option<HashMap<(String, String), Loaded>>> = Mutex::new(None);
+/// Scripts loaded in this process, by application group, then path (two levels, so a lookup
+/// borrows both names instead of building a key).
+static LOADED: Mutex<Option<HashMap<String, HashMap<String, Loaded>>>> = Mutex::new(None);
 /// Serialises executing scripts so that concurrent first requests run a script once (waited for
 /// with the GIL released, held while Python runs the script).
 static LOADING: super::PyExclusive = super::PyExclusive::new();
@@ -43,14 +44,14 @@ pub fn module_name(path: &str) -> String {
     format!("_mod_wsgi_{:016x}", h.finish())
 }
 
-fn key(group: &str, path: &str) -> (String, String) {
-    (group.to_string(), path.to_string())
+fn loaded<'a>(all: &'a Option<HashMap<String, HashMap<String, Loaded>>>, group: &str, path: &str) -> Option<&'a Loaded> {
+    all.as_ref()?.get(group)?.get(path)
 }
 
 fn cached(py: Python<'_>, group: &str, path: &str, mtime: i64, reloading: bool) -> Option<Py<PyModule>> {
     let module = {
         let g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = g.as_ref()?.get(&key(group, path))?;
+        let entry = loaded(&g, group, path)?;
         if reloading && entry.mtime != mtime {
             return None;
         }
@@ -133,7 +134,7 @@ pub fn preload(py: Python<'_>, group: &str, path: &str) {
 
 /// The mtime a script was loaded with in application group `group`, if it was loaded there.
 pub fn loaded_mtime(group: &str, path: &str) -> Option<i64> {
-    LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?.get(&key(group, path)).map(|l| l.mtime)
+    loaded(&LOADED.lock().unwrap_or_else(|e| e.into_inner()), group, path).map(|l| l.mtime)
 }
 
 /// Returns the script's callable `callable`, loading or reloading the script as needed.
@@ -156,14 +157,17 @@ pub fn application<'py>(
             match cached(py, group, path, mtime, reloading) {
                 Some(m) => m,
                 None => {
-                    let reload = LOADED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|m| m.contains_key(&key(group, path)));
+                    let reload = loaded(&LOADED.lock().unwrap_or_else(|e| e.into_inner()), group, path).is_some();
                     let verb = if reload { "Reloading" } else { "Loading" };
                     tracing::info!(target: "wsgi", "{verb} WSGI script '{path}' into application group '{group}' (pid {}).", std::process::id());
                     match execute(py, path, mtime) {
                         Ok(m) => {
                             let old = {
                                 let mut g = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-                                g.get_or_insert_with(HashMap::new).insert(key(group, path), Loaded { module: m.clone_ref(py), mtime })
+                                g.get_or_insert_with(HashMap::new)
+                                    .entry(group.to_string())
+                                    .or_default()
+                                    .insert(path.to_string(), Loaded { module: m.clone_ref(py), mtime })
                             };
                             // Dropping the old module may run Python code: never under the lock.
                             drop(old);
@@ -191,7 +195,10 @@ pub fn application<'py>(
         }
     };
     let module = module.into_bound(py);
-    match module.getattr_opt(callable) {
+    // From the module's dict, as mod_wsgi does (no module `__getattr__`, and no AttributeError
+    // made and cleared when it is missing).
+    let name = if callable == "application" { pyo3::intern!(py, "application").clone() } else { PyString::new(py, callable) };
+    match module.dict().get_item(name) {
         Ok(Some(app)) if app.is_callable() => Ok(app),
         Ok(Some(_)) => Err(LoadError::NoCallable(format!(
             "{}: '{callable}' in WSGI script '{path}' is not callable",

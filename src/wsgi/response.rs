@@ -232,7 +232,11 @@ pub fn run(py: Python<'_>, app: &Bound<'_, PyAny>, environ: &Bound<'_, PyDict>, 
         }
         Err(stop) => failed(py, core, script, stop),
     };
-    // close() exactly once, whatever happened above.
+    // close() exactly once, whatever happened above. A plain list or tuple has none (looking it
+    // up would raise and clear an AttributeError on every request).
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        return outcome;
+    }
     match result.getattr_opt(pyo3::intern!(py, "close")) {
         Ok(Some(close)) => {
             if let Err(e) = close.call0() {
