@@ -43,17 +43,18 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
 
 /// A str argument as text; any other type is a TypeError. Characters above U+00FF raise the
 /// UnicodeEncodeError of encoding to latin-1 (what the value must become on the wire).
-fn latin1_text(v: &Bound<'_, PyAny>, type_message: impl FnOnce(&str) -> String, what: &str) -> Result<String, Rejection> {
+/// `what` names the value in error messages (only called when there is one).
+fn latin1_text(v: &Bound<'_, PyAny>, type_message: impl FnOnce(&str) -> String, what: impl FnOnce() -> String) -> Result<String, Rejection> {
     let Ok(s) = v.cast::<PyString>() else {
         let shown = v.repr().map(|r| r.to_string()).unwrap_or_default();
         let msg = type_message(&type_name(v));
-        return Err(reject_type(msg.clone(), format!("{msg}: {what} {shown}")));
+        return Err(reject_type(msg.clone(), format!("{msg}: {} {shown}", what())));
     };
     let text = s.to_string_lossy();
     if text.chars().any(|c| (c as u32) > 0xff) {
         // Let Python say it exactly as mod_wsgi does (UnicodeEncodeError with the positions).
         if let Err(e) = s.call_method1("encode", ("latin-1",)) {
-            let detail = format!("{e} ({what} {})", s.repr().map(|r| r.to_string()).unwrap_or_default());
+            let detail = format!("{e} ({} {})", what(), s.repr().map(|r| r.to_string()).unwrap_or_default());
             return Err(Rejection { err: e, detail });
         }
     }
@@ -62,7 +63,7 @@ fn latin1_text(v: &Bound<'_, PyAny>, type_message: impl FnOnce(&str) -> String, 
 
 /// Turns `(status, headers)` into a validated head, with mod_wsgi's errors.
 fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> Result<ResponseHead, Rejection> {
-    let status = latin1_text(status, |t| format!("start_response() argument 1 must be str, not {t}"), "status")?;
+    let status = latin1_text(status, |t| format!("start_response() argument 1 must be str, not {t}"), || "status".into())?;
     let code = validate::status(&status).map_err(|m| reject_value(m.clone(), m))?;
     let list = headers.cast::<PyList>().map_err(|_| {
         let msg = format!("start_response() argument 2 must be list, not {}", type_name(headers));
@@ -84,8 +85,8 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> Result<R
             (Ok(n), Ok(v)) => (n, v),
             (Err(e), _) | (_, Err(e)) => return Err(Rejection { detail: e.to_string(), err: e }),
         };
-        let name = latin1_text(&name, |t| format!("must be str, not {t}"), "header name")?;
-        let value = latin1_text(&value, |t| format!("must be str, not {t}"), &format!("value of header {name:?}"))?;
+        let name = latin1_text(&name, |t| format!("must be str, not {t}"), || "header name".into())?;
+        let value = latin1_text(&value, |t| format!("must be str, not {t}"), || format!("value of header {name:?}"))?;
         validate::header_name(&name).map_err(|m| reject_value(m.clone(), m))?;
         validate::header_value(&name, &value).map_err(|m| reject_value(m.clone(), format!("{m} (header {name:?})")))?;
         if name.eq_ignore_ascii_case("content-length") && value.trim().parse::<u64>().is_err() {
