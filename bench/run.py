@@ -2,14 +2,15 @@
 """Benchmark: this module vs Debian's mod_wsgi 4.9.4 vs Apache serving a static file.
 
 Every server is a separate Apache (event MPM, same sizing, same WSGI configuration) pinned to CPU 0;
-wrk runs pinned to CPU 1. Prints a table and writes bench/RESULTS.md.
+wrk runs pinned to CPU 1. Each case is measured `--rounds` times per server, the servers taking
+turns, and the table shows the medians. Prints a table and writes bench/RESULTS.md.
 
 Also measures start-up time: from running `mod_wsgi-express start-server` on a hello-world script
 to its first 200 response, this project's program against PyPI's mod_wsgi-express (installed in
 /tmp/venv-mod_wsgi-express, created if missing). `--only startup` runs just that and updates its
 line in bench/RESULTS.md, leaving the tables as they are.
 
-Usage: bench/run.py [--duration SECONDS] [--module PATH] [--only CASE|interpreter|reload|startup]
+Usage: bench/run.py [--duration SECONDS] [--rounds N] [--module PATH] [--only CASE|interpreter|reload|startup]
 """
 import argparse
 import os
@@ -354,6 +355,7 @@ def update_results_line(line):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--duration', type=int, default=8)
+    ap.add_argument('--rounds', type=int, default=3, help='measurements per server and case (interleaved); the table shows medians')
     ap.add_argument('--only', default='', help='run only the cases whose name contains this (or: interpreter, reload, startup)')
     ap.add_argument('--module', default=os.path.join(ROOT, 'target/release/mod_wsgi.so'))
     args = ap.parse_args()
@@ -391,25 +393,37 @@ def main():
     try:
         for name, paths, conns, script in cases:
             row = {'case': name}
+            runs = {who: [] for who in paths}
             for who, path in paths.items():
-                srv = servers[who]
-                wrk(srv.url(path), 1, conns, script)  # warm-up: load scripts, start threads
-                rss_before = srv.rss_kib()
-                peak = [rss_before]
-                done = threading.Event()
+                wrk(servers[who].url(path), 1, conns, script)  # warm-up: load scripts, start threads
+            # Rounds interleave the servers (this, mod_wsgi, static, this, ...), so a slow spell
+            # of the machine hits each of them rather than one; each figure is the median.
+            for _ in range(args.rounds):
+                for who, path in paths.items():
+                    srv = servers[who]
+                    rss_before = srv.rss_kib()
+                    peak = [rss_before]
+                    done = threading.Event()
 
-                def sample():
-                    while not done.is_set():
-                        peak[0] = max(peak[0], srv.rss_kib())
-                        time.sleep(0.2)
-                t = threading.Thread(target=sample)
-                t.start()
-                r = wrk(srv.url(path), d, conns, script)
-                print('%-45s %-9s %8.0f req/s  p99 %.2f ms' % (name, who, r['rps'], r['p99']), file=sys.stderr)
-                done.set()
-                t.join()
-                r['rss_growth_mib'] = (peak[0] - rss_before) / 1024
-                row[who] = r
+                    def sample():
+                        while not done.is_set():
+                            peak[0] = max(peak[0], srv.rss_kib())
+                            time.sleep(0.2)
+                    t = threading.Thread(target=sample)
+                    t.start()
+                    r = wrk(srv.url(path), d, conns, script)
+                    print('%-45s %-9s %8.0f req/s  p99 %.2f ms' % (name, who, r['rps'], r['p99']), file=sys.stderr)
+                    done.set()
+                    t.join()
+                    r['rss_growth_mib'] = (peak[0] - rss_before) / 1024
+                    runs[who].append(r)
+            for who, rs in runs.items():
+                row[who] = {
+                    'rps': statistics.median(r['rps'] for r in rs),
+                    'p99': statistics.median(r['p99'] for r in rs),
+                    'errors': sum(r['errors'] for r in rs),
+                    'rss_growth_mib': max(r['rss_growth_mib'] for r in rs),
+                }
             results.append(row)
     except BaseException:
         for s in servers.values():
@@ -489,8 +503,9 @@ def main():
     report = '\n'.join(lines)
     print(report)
     with open(os.path.join(HERE, 'RESULTS.md'), 'w') as f:
-        f.write('Measured by `bench/run.py --duration %d` on %s (Apache pinned to CPU 0, wrk to CPU 1, event MPM).\n\n'
-                % (d, time.strftime('%Y-%m-%d')))
+        f.write('Measured by `bench/run.py --duration %d --rounds %d` on %s (Apache pinned to CPU 0, wrk to CPU 1, '
+                'event MPM; each figure the median of %d interleaved runs of %d s).\n\n'
+                % (d, args.rounds, time.strftime('%Y-%m-%d'), args.rounds, d))
         f.write(report + '\n')
 
 
