@@ -3,7 +3,6 @@
 //! itself is in `crate::wsgi`.)
 
 pub mod bytes;
-pub mod dict;
 pub mod interp;
 pub mod interrupt;
 

@@ -75,11 +75,10 @@ pub fn init_template(py: Python<'_>, info: &ProcessInfo) -> PyResult<()> {
     Ok(())
 }
 
-/// A fresh copy of the per-process template (the constant environ keys), with room for `room`
-/// more entries.
-pub fn template<'py>(py: Python<'py>, room: usize) -> PyResult<Bound<'py, PyDict>> {
+/// A fresh copy of the per-process template (the constant environ keys).
+pub fn template<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     match TEMPLATE.get(py) {
-        Some(t) => crate::python::dict::copy_with_room(t.bind(py), room),
+        Some(t) => t.bind(py).copy(),
         None => Err(pyo3::exceptions::PyRuntimeError::new_err("environ template not initialised")),
     }
 }
@@ -101,8 +100,7 @@ pub fn build<'py>(
     errors: &Bound<'py, PyAny>,
     thread: (u64, u64),
 ) -> PyResult<Bound<'py, PyDict>> {
-    // The CGI variables and the dozen per-request keys below.
-    let d = template(py, cgi.len() + 16)?;
+    let d = template(py)?;
     KEYS.with(|cache| -> PyResult<()> {
         let mut cache = cache.borrow_mut();
         for (k, v) in cgi {

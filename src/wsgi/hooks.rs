@@ -34,7 +34,7 @@ pub type Failure = Vec<String>;
 
 impl HookCall<'_> {
     fn environ<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = super::environ::template(py, self.cgi.len() + 3)?;
+        let d = super::environ::template(py)?;
         for (k, v) in self.cgi {
             d.set_item(*k, super::environ::latin1(py, v)?)?;
         }
