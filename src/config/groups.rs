@@ -258,24 +258,11 @@ fn no_env(_: &str) -> Option<String> {
 }
 
 fn with_port(host: &str, port: u16) -> String {
-    let mut name = String::with_capacity(host.len() + 7);
+    use std::fmt::Write;
+    let mut name = String::with_capacity(host.len() + 6);
     name.push_str(host);
     if port != 80 && port != 443 {
-        name.push(':');
-        let mut digits = [0u8; 5];
-        let mut i = digits.len();
-        let mut p = port;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (p % 10) as u8;
-            p /= 10;
-            if p == 0 {
-                break;
-            }
-        }
-        for d in &digits[i..] {
-            name.push(char::from(*d));
-        }
+        let _ = write!(name, ":{port}");
     }
     name
 }
