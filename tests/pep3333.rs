@@ -966,6 +966,12 @@ fn close_called_exactly_once_incl_client_disconnect() {
             let r = get(&a, &format!("{mount}?ok-{m}ok"));
             assert_eq!((r.status, r.text()), (200, "x".repeat(30)), "[{mpm}] {r}");
             expect.push((format!("{m}ok"), Some("3")));
+            // Subclasses of list and tuple that define close() get it called too.
+            for kind in ["list", "tuple"] {
+                let r = get(&a, &format!("{mount}?{kind}-{m}{kind}"));
+                assert_eq!((r.status, r.text()), (200, "x".repeat(30)), "[{mpm}] {r}");
+                expect.push((format!("{m}{kind}"), Some("3")));
+            }
             let r = get(&a, &format!("{mount}?excbefore-{m}eb"));
             assert_eq!(r.status, 500, "[{mpm}] {r}");
             expect.push((format!("{m}eb"), Some("0")));

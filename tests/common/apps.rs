@@ -567,11 +567,28 @@ class Body:
         with open(os.path.join(d, 'close.log'), 'a') as f:
             f.write('close %s %d\n' % (self.rid, self.count))
 
+class ListBody(list):
+    # A list subclass may have close(); a plain list has none.
+    def close(self):
+        d = os.path.join(os.path.dirname(self.environ['SCRIPT_FILENAME']), '..', 'tmp')
+        with open(os.path.join(d, 'close.log'), 'a') as f:
+            f.write('close %s %d\n' % (self.rid, len(self)))
+
+class TupleBody(tuple):
+    def close(self):
+        d = os.path.join(os.path.dirname(self.environ['SCRIPT_FILENAME']), '..', 'tmp')
+        with open(os.path.join(d, 'close.log'), 'a') as f:
+            f.write('close %s %d\n' % (self.rid, len(self)))
+
 def application(environ, start_response):
     case, _, rid = environ['QUERY_STRING'].partition('-')
     start_response('200 OK', [('Content-Type', 'text/plain')])
     if case == 'ok':
         return Body(environ, rid, 3, 10, 0, -1)
+    if case in ('list', 'tuple'):
+        body = (ListBody if case == 'list' else TupleBody)([b'x' * 10] * 3)
+        body.environ, body.rid = environ, rid
+        return body
     if case == 'excbefore':
         return Body(environ, rid, 3, 10, 0, 0)
     if case == 'excafter':
