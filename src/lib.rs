@@ -16,6 +16,9 @@
 //! Code the compiler cannot check lives only in `apache/`, `python/` and `sys/`, each block with a
 //! `// SAFETY:` comment saying why it is sound (clippy checks that); the other modules forbid it.
 #![warn(clippy::undocumented_unsafe_blocks)]
+// A nested `if` keeps two separate questions apart (is it set? is it wrong?); this code does not
+// merge them into let-chains.
+#![allow(clippy::collapsible_if)]
 
 #[cfg(not(test))]
 mod apache;

@@ -154,7 +154,7 @@ fn seen(r: &Response) -> Seen {
         .filter(|(k, _)| !IGNORED_HEADERS.contains(&k.as_str()))
         .collect();
     headers.sort();
-    let body = if r.body.len() > 512 || r.body.iter().any(|b| *b == 0) {
+    let body = if r.body.len() > 512 || r.body.contains(&0) {
         // Big/binary bodies: length plus a simple checksum keeps the diff readable.
         let sum = r.body.iter().enumerate().fold(0u64, |acc, (i, b)| {
             acc.wrapping_mul(31).wrapping_add(*b as u64 ^ (i as u64 & 0xff))

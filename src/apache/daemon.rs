@@ -55,6 +55,8 @@ struct Ids {
 }
 
 /// Apache's own User/Group (what its children run as).
+// Through `&raw const`, so no reference to the mutable static is made (which Rust 2024 forbids).
+#[allow(clippy::deref_addrof)]
 fn apache_ids() -> Ids {
     // SAFETY: ap_unixd_config is filled while the configuration is read and only read here.
     unsafe {

@@ -132,12 +132,18 @@ unsafe fn dir_setting(
 // what dir_setting needs.
 pub unsafe extern "C" fn process_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
     // SAFETY: Apache's arguments, as said above these handlers.
-    unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.process_group = Some(conf::parse_process_group(v)?))) }
+    unsafe { dir_setting(cmd, m, arg, |d, _, v| {
+        d.process_group = Some(conf::parse_process_group(v)?);
+        Ok(())
+    }) }
 }
 
 pub unsafe extern "C" fn application_group(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
     // SAFETY: Apache's arguments, as said above these handlers.
-    unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.application_group = Some(conf::parse_application_group(v)?))) }
+    unsafe { dir_setting(cmd, m, arg, |d, _, v| {
+        d.application_group = Some(conf::parse_application_group(v)?);
+        Ok(())
+    }) }
 }
 
 pub unsafe extern "C" fn trusted_proxy_headers(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
@@ -166,12 +172,18 @@ pub unsafe extern "C" fn trusted_proxies(cmd: *mut ffi::cmd_parms, m: *mut c_voi
 
 pub unsafe extern "C" fn restrict_process(cmd: *mut ffi::cmd_parms, m: *mut c_void, args: *const c_char) -> *const c_char {
     // SAFETY: Apache's arguments, as said above these handlers.
-    unsafe { dir_setting(cmd, m, args, |d, _, v| Ok(d.restrict_process = Some(conf::parse_restrict_process(v)?))) }
+    unsafe { dir_setting(cmd, m, args, |d, _, v| {
+        d.restrict_process = Some(conf::parse_restrict_process(v)?);
+        Ok(())
+    }) }
 }
 
 pub unsafe extern "C" fn callable_object(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {
     // SAFETY: Apache's arguments, as said above these handlers.
-    unsafe { dir_setting(cmd, m, arg, |d, _, v| Ok(d.callable_object = Some(conf::parse_callable_object(v)?))) }
+    unsafe { dir_setting(cmd, m, arg, |d, _, v| {
+        d.callable_object = Some(conf::parse_callable_object(v)?);
+        Ok(())
+    }) }
 }
 
 pub unsafe extern "C" fn flag_setting(cmd: *mut ffi::cmd_parms, m: *mut c_void, arg: *const c_char) -> *const c_char {

@@ -175,7 +175,9 @@ fn is_folder(target: &[u8]) -> bool {
     use std::os::unix::ffi::OsStrExt;
     use std::sync::RwLock;
     use std::time::{Duration, Instant};
-    static SEEN: RwLock<Option<HashMap<Vec<u8>, (bool, Instant)>>> = RwLock::new(None);
+    /// Per target path: whether it is a directory, and when that was looked at.
+    type Seen = HashMap<Vec<u8>, (bool, Instant)>;
+    static SEEN: RwLock<Option<Seen>> = RwLock::new(None);
     if target.ends_with(b"/") {
         return true;
     }

@@ -15,6 +15,8 @@ use super::ffi;
 use crate::wsgi::Severity;
 
 /// This module's index in Apache's module list (for per-module log levels).
+// Through `&raw const`, so no reference to the mutable static is made (which Rust 2024 forbids).
+#[allow(clippy::deref_addrof)]
 pub fn module_index() -> i32 {
     // SAFETY: module_index is written by Apache when it loads the module, before any hook runs;
     // reading an int is atomic enough here (it never changes afterwards).

@@ -139,7 +139,7 @@ impl<'r> Request<'r> {
     /// Whether `Options ExecCGI` is on for the request's directory.
     pub fn allows_exec_cgi(&self) -> bool {
         // SAFETY: ap_allow_options only reads the live request.
-        (unsafe { ffi::ap_allow_options(self.r) } & ffi::OPT_EXECCGI as i32) != 0
+        (unsafe { ffi::ap_allow_options(self.r) } & ffi::OPT_EXECCGI) != 0
     }
 
     /// `LimitRequestBody` for this request (0: no limit).

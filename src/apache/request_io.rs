@@ -44,8 +44,8 @@ fn status_error(op: &str, rv: ffi::apr_status_t) -> IoError {
     let gone = rv == libc::ECONNRESET
         || rv == libc::ECONNABORTED
         || rv == libc::EPIPE
-        || rv == ffi::APR_EOF as i32
-        || rv == ffi::APR_TIMEUP as i32
+        || rv == ffi::APR_EOF
+        || rv == ffi::APR_TIMEUP
         || rv == libc::ETIMEDOUT
         || rv == ffi::AP_FILTER_ERROR;
     let text = format!("{op}: {msg} (status {rv})");
@@ -149,7 +149,7 @@ impl RequestIo for ApacheIo {
                 );
                 if rv != 0 {
                     ffi::apr_brigade_cleanup(self.bb_in.cast());
-                    if rv == ffi::APR_TIMEUP as i32 || rv == libc::ETIMEDOUT {
+                    if rv == ffi::APR_TIMEUP || rv == libc::ETIMEDOUT {
                         return Err(IoError::TimedOut(format!("the client sent no request body data for the server's Timeout (status {rv})")));
                     }
                     return Err(status_error("reading the request body", rv));

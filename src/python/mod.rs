@@ -21,6 +21,12 @@ pub struct PyExclusive {
 /// Holds a [`PyExclusive`] until dropped.
 pub struct PyExclusiveGuard<'a>(&'a PyExclusive);
 
+impl Default for PyExclusive {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl PyExclusive {
     pub const fn new() -> Self {
         PyExclusive { busy: Mutex::new(false), done: Condvar::new() }

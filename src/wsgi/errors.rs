@@ -59,13 +59,16 @@ fn text_of(s: &Bound<'_, PyAny>) -> PyResult<(String, usize)> {
     }
 }
 
+/// A cached `wsgi.errors` of this thread: (interpreter id, log stream, its text wrapper).
+type Stream = (usize, Py<Errors>, Py<PyAny>);
+
 thread_local! {
     /// This thread's `wsgi.errors` per interpreter, reused request after request (creating an
     /// `io.TextIOWrapper` per request would cost more than the rest of a small request's
     /// environ). Each entry is only ever used with its own interpreter's thread state current.
     /// Never dropped: at thread exit pyo3 would defer the release to whichever interpreter
     /// attaches next, the wrong one for most of these objects.
-    static STREAMS: std::mem::ManuallyDrop<RefCell<Vec<(usize, Py<Errors>, Py<PyAny>)>>> = const { std::mem::ManuallyDrop::new(RefCell::new(Vec::new())) };
+    static STREAMS: std::mem::ManuallyDrop<RefCell<Vec<Stream>>> = const { std::mem::ManuallyDrop::new(RefCell::new(Vec::new())) };
 }
 
 /// `wsgi.errors` for a request of `core` on this thread: the binary log stream (pointed at the

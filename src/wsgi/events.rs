@@ -408,7 +408,9 @@ pub fn begin(py: Python<'_>, call: &super::Call<'_>) -> Track {
 }
 
 /// (request id, request_data, thread id, callbacks) of the running request when it publishes.
-fn publishing_state(py: Python<'_>) -> Option<(Py<PyString>, Py<PyDict>, u64, Py<PyList>)> {
+type Publishing = (Py<PyString>, Py<PyDict>, u64, Py<PyList>);
+
+fn publishing_state(py: Python<'_>) -> Option<Publishing> {
     CURRENT.with(|c| {
         let c = c.borrow();
         let cur = c.as_ref()?;
