@@ -25,6 +25,8 @@ pub struct Global {
     pub python_path: Vec<String>,
     pub socket_prefix: Option<String>,
     pub restrict_embedded: bool,
+    /// WSGIServerMetrics: `mod_wsgi.server_metrics()` reads the scoreboard (Apache children).
+    pub server_metrics: bool,
     /// A script runs in Apache's children even when WSGIRestrictEmbedded is On: an auth, access,
     /// dispatch or handler script is configured.
     pub python_required: bool,

@@ -252,6 +252,7 @@ pub unsafe extern "C" fn global_setting(cmd: *mut ffi::cmd_parms, _m: *mut c_voi
                     }
                     "WSGISocketPrefix" => g.socket_prefix = Some(one()?),
                     "WSGIRestrictEmbedded" => g.restrict_embedded = conf::parse_flag(name, &one()?)?,
+                    "WSGIServerMetrics" => g.server_metrics = conf::parse_flag(name, &one()?)?,
                     "WSGIRestrictStdin" => g.restrict_stdin = Some(conf::parse_flag(name, &one()?)?),
                     "WSGIRestrictStdout" => g.restrict_stdout = Some(conf::parse_flag(name, &one()?)?),
                     "WSGIPythonOptimize" => g.python.optimize = conf::python::parse_optimize(&one()?)?,

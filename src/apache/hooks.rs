@@ -117,6 +117,9 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
         super::daemon::close_listeners_in_child();
         let global = with_global(|g| g.clone());
         super::handler::EMBEDDED_RESTRICTED.store(global.restrict_embedded, std::sync::atomic::Ordering::Relaxed);
+        if global.server_metrics {
+            crate::wsgi::metrics::set_server_source(super::scoreboard::snapshot);
+        }
         if global.restrict_embedded && !global.python_required {
             return;
         }

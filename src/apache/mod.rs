@@ -16,3 +16,4 @@ mod proxy;
 mod handler;
 mod request;
 mod request_io;
+mod scoreboard;

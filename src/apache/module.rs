@@ -47,7 +47,7 @@ const fn accepted(name: &'static CStr, reason: &'static CStr) -> command_rec {
     }
 }
 
-const ACCEPTED: [command_rec; 16] = [
+const ACCEPTED: [command_rec; 15] = [
     // A section: Apache has already read its body into the configuration tree, and nothing
     // walks it, so the directives inside are skipped.
     accepted(c"<WSGIInterpreterOptions", c"mod_wsgi 6's per-interpreter options are not implemented; the section and the directives in it are skipped"),
@@ -59,7 +59,6 @@ const ACCEPTED: [command_rec; 16] = [
     accepted(c"WSGICaseSensitivity", c"it only matters on case-insensitive file systems; script paths are used as written"),
     accepted(c"WSGIPassApacheRequest", c"Python code cannot be given Apache's request record (there is no apache.request_rec object)"),
     accepted(c"WSGIIgnoreActivity", c"not implemented: every request counts as activity for inactivity-timeout"),
-    accepted(c"WSGIServerMetrics", c"server-wide metrics are not collected; mod_wsgi.server_metrics() returns None"),
     accepted(c"WSGISlowRequests", c"not implemented: slow requests are not reported"),
     accepted(c"WSGIVerboseDebugging", c"not implemented: use LogLevel wsgi:debug"),
     accepted(c"WSGILazyInitialization", c"Python is always initialised in the Apache children and daemon processes, never in the Apache parent"),
@@ -70,7 +69,7 @@ const ACCEPTED: [command_rec; 16] = [
 
 const AUTH: i32 = ffi::ACCESS_CONF | ffi::OR_AUTHCFG;
 
-const MAIN: [command_rec; 35] = [
+const MAIN: [command_rec; 36] = [
     raw(c"WSGIRestrictProcess", d::restrict_process, SERVER, c"process group names (%{GLOBAL}: embedded) that requests here may run in"),
     raw(c"WSGIPythonOptimize", d::global_setting, ffi::RSRC_CONF, c"0, 1 or 2 (as python -O)"),
     raw(c"WSGIDontWriteBytecode", d::global_setting, ffi::RSRC_CONF, c"On or Off: write no .pyc files"),
@@ -103,6 +102,7 @@ const MAIN: [command_rec; 35] = [
     raw(c"WSGIPythonPath", d::global_setting, ffi::RSRC_CONF, c"directories to add to sys.path (':'-separated)"),
     raw(c"WSGISocketPrefix", d::global_setting, ffi::RSRC_CONF, c"path prefix for daemon sockets"),
     raw(c"WSGIRestrictEmbedded", d::global_setting, ffi::RSRC_CONF, c"On or Off"),
+    raw(c"WSGIServerMetrics", d::global_setting, ffi::RSRC_CONF, c"On or Off (default): mod_wsgi.server_metrics() returns Apache's scoreboard"),
     raw(c"WSGIRestrictStdin", d::global_setting, ffi::RSRC_CONF, c"On (default: sys.stdin raises) or Off"),
     raw(c"WSGIRestrictStdout", d::global_setting, ffi::RSRC_CONF, c"On (sys.stdout raises) or Off (default)"),
     // Zeroed terminator is appended in COMMANDS below.

@@ -211,11 +211,47 @@ fn request_metrics(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
     }
 }
 
-/// `mod_wsgi.server_metrics()`: Apache's scoreboard is not offered (`None`, as mod_wsgi answers
-/// when server metrics are not enabled).
+/// `mod_wsgi.server_metrics()`: a copy of Apache's scoreboard in an Apache child whose server
+/// has `WSGIServerMetrics On`; `None` otherwise (as mod_wsgi answers when server metrics are
+/// not enabled), and in daemon processes.
 #[pyfunction]
-fn server_metrics() -> Option<()> {
-    None
+fn server_metrics(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
+    let Some(s) = py.detach(metrics::server_snapshot) else { return Ok(None) };
+    let d = PyDict::new(py);
+    d.set_item("server_limit", s.server_limit)?;
+    d.set_item("thread_limit", s.thread_limit)?;
+    d.set_item("running_generation", s.running_generation)?;
+    d.set_item("restart_time", s.restart_time)?;
+    d.set_item("current_time", s.current_time)?;
+    d.set_item("running_time", (s.current_time - s.restart_time).max(0.0) as i64)?;
+    let processes = PyList::empty(py);
+    for p in s.processes {
+        let pd = PyDict::new(py);
+        pd.set_item("process_num", p.process_num)?;
+        pd.set_item("pid", p.pid)?;
+        pd.set_item("generation", p.generation)?;
+        pd.set_item("quiescing", p.quiescing)?;
+        let workers = PyList::empty(py);
+        for w in p.workers {
+            let wd = PyDict::new(py);
+            wd.set_item("thread_num", w.thread_num)?;
+            wd.set_item("generation", w.generation)?;
+            wd.set_item("status", w.status.to_string())?;
+            wd.set_item("access_count", w.access_count)?;
+            wd.set_item("bytes_served", w.bytes_served)?;
+            wd.set_item("start_time", w.start_time)?;
+            wd.set_item("stop_time", w.stop_time)?;
+            wd.set_item("last_used", w.last_used)?;
+            wd.set_item("client", w.client)?;
+            wd.set_item("request", w.request)?;
+            wd.set_item("vhost", w.vhost)?;
+            workers.append(wd)?;
+        }
+        pd.set_item("workers", workers)?;
+        processes.append(pd)?;
+    }
+    d.set_item("processes", processes)?;
+    Ok(Some(d))
 }
 
 // ---------------------------------------------------------------------------------------------

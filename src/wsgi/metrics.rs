@@ -517,8 +517,78 @@ fn interval(prev: &Baseline, now: &Baseline) -> Vec<(&'static str, Value)> {
     ]
 }
 
+// ---------------------------------------------------------------------------------------------
+// Server metrics (Apache's scoreboard)
+// ---------------------------------------------------------------------------------------------
+
+/// A copy of Apache's scoreboard, for `mod_wsgi.server_metrics()`. Times are seconds since the
+/// epoch (0.0: never).
+#[derive(Debug, Clone, Default)]
+pub struct ServerSnapshot {
+    pub server_limit: i64,
+    pub thread_limit: i64,
+    pub running_generation: i64,
+    pub restart_time: f64,
+    pub current_time: f64,
+    pub processes: Vec<ProcessSnapshot>,
+}
+
+/// One process slot of the scoreboard.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessSnapshot {
+    pub process_num: i64,
+    pub pid: i64,
+    pub generation: i64,
+    pub quiescing: bool,
+    pub workers: Vec<WorkerSnapshot>,
+}
+
+/// One worker (thread) slot of a process.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSnapshot {
+    pub thread_num: i64,
+    pub generation: i64,
+    /// mod_status's letter: `_` waiting, `W` sending, `K` keep-alive, `.` open slot, ...
+    pub status: char,
+    pub access_count: i64,
+    pub bytes_served: i64,
+    pub start_time: f64,
+    pub stop_time: f64,
+    pub last_used: f64,
+    pub client: String,
+    pub request: String,
+    pub vhost: String,
+}
+
+/// mod_status's letter for a scoreboard worker state (`SERVER_DEAD` .. `SERVER_IDLE_KILL`).
+pub fn status_letter(state: u8) -> char {
+    const LETTERS: &[u8; 11] = b".S_RWKLDCGI";
+    LETTERS.get(usize::from(state)).map_or('?', |b| char::from(*b))
+}
+
+/// Where server metrics come from in this process: set in an Apache child whose configuration
+/// has `WSGIServerMetrics On`; unset (so `server_metrics()` is None) everywhere else.
+static SERVER_SOURCE: OnceLock<fn() -> Option<ServerSnapshot>> = OnceLock::new();
+
+/// Offers the scoreboard to `server_metrics()` in this process.
+pub fn set_server_source(source: fn() -> Option<ServerSnapshot>) {
+    let _ = SERVER_SOURCE.set(source);
+}
+
+/// The scoreboard now, if this process offers it.
+pub fn server_snapshot() -> Option<ServerSnapshot> {
+    SERVER_SOURCE.get().and_then(|f| f())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scoreboard_states_read_as_mod_status_letters() {
+        let letters: String = (0..11).map(super::status_letter).collect();
+        assert_eq!(letters, ".S_RWKLDCGI");
+        assert_eq!(super::status_letter(200), '?');
+    }
+
     use super::*;
 
     #[test]
