@@ -69,7 +69,7 @@ pub fn unimplemented_reason(option: &str) -> &'static str {
     match option {
         "response-buffer-size" => "responses come from the daemon in framed records, written as they arrive; there is no buffer to size",
         "response-flush-delay" => "each block the application yields is passed on at once; nothing waits to be flushed",
-        "server-metrics" => "a daemon process has no view of Apache's scoreboard; mod_wsgi.server_metrics() there returns None (WSGIServerMetrics On gives it in the Apache children)",
+        "server-metrics" => "daemon processes start before Apache makes its scoreboard, so they have no view of it; mod_wsgi.server_metrics() there returns None (WSGIServerMetrics On gives it in the Apache children)",
         "newrelic-config-file" | "newrelic-environment" => "mod_wsgi no longer starts the New Relic agent; configure the agent in the application",
         _ => "not implemented by this version",
     }
