@@ -265,8 +265,8 @@ mode_suite! {
 
 #[test]
 fn server_metrics_reads_the_scoreboard_where_enabled() {
-    // WSGIServerMetrics On: an Apache child returns the scoreboard. A daemon process (here with
-    // server-metrics=On too) has none: it starts before Apache makes it.
+    // Embedded: WSGIServerMetrics On. Daemon: server-metrics=On on group g; group h, without
+    // it, gets None.
     for mpm in MODE.mpms() {
         let a = ApacheBuilder::new()
             .mpm(mpm)
@@ -274,20 +274,18 @@ fn server_metrics_reads_the_scoreboard_where_enabled() {
             .conf(&MODE.preamble_with("processes=1 threads=4 server-metrics=On"))
             .script("scoreboard.wsgi", SCOREBOARD_APP)
             .conf(
-                "WSGIServerMetrics On\n<Directory {dir}/scripts>\n    Require all granted\n</Directory>\n\
-                 WSGIScriptAlias /sb {dir}/scripts/scoreboard.wsgi\n",
+                "WSGIServerMetrics On\nWSGIDaemonProcess h processes=1 threads=2\n\
+                 <Directory {dir}/scripts>\n    Require all granted\n</Directory>\n\
+                 WSGIScriptAlias /sb {dir}/scripts/scoreboard.wsgi\n\
+                 WSGIScriptAlias /sb-h {dir}/scripts/scoreboard.wsgi process-group=h\n",
             )
             .start();
         let ctx = |r: &Response| format!("[{MODE} {mpm}] {r}\n--- error.log ---\n{}", a.error_log());
         let r = a.get("/sb");
         assert_eq!(r.status, 200, "{}", ctx(&r));
-        if MODE == Mode::Daemon {
-            assert_eq!(field(&r, "metrics"), "None", "{}", ctx(&r));
-            MODE.stop(a);
-            continue;
-        }
         assert_eq!(field(&r, "metrics"), "dict", "{}", ctx(&r));
-        // The Apache worker serving this request is writing its response.
+        // The Apache worker serving (or, in daemon mode, proxying) this request is writing its
+        // response.
         for k in ["limits", "workers_per_process", "any_busy", "statuses", "clock", "generation", "served"] {
             assert_eq!(field(&r, k), "True", "{k}: {}", ctx(&r));
         }
@@ -297,8 +295,29 @@ fn server_metrics_reads_the_scoreboard_where_enabled() {
             "{}",
             ctx(&r)
         );
-        assert_eq!(field(&r, "own_process"), "1", "{}", ctx(&r));
-        assert_eq!(field(&r, "own_busy"), "True", "{}", ctx(&r));
+        if MODE == Mode::Daemon {
+            // A daemon process is not in the scoreboard; the Apache child proxying to it is.
+            assert_eq!(field(&r, "own_process"), "0", "{}", ctx(&r));
+            let r = a.get("/sb-h");
+            assert_eq!((r.status, field(&r, "metrics").as_str()), (200, "None"), "{}", ctx(&r));
+        } else {
+            assert_eq!(field(&r, "own_process"), "1", "{}", ctx(&r));
+            assert_eq!(field(&r, "own_busy"), "True", "{}", ctx(&r));
+        }
+        // After a graceful restart (new children, and new daemon processes started from
+        // post_config) the scoreboard is still there.
+        a.graceful();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let r = loop {
+            let r = a.get("/sb");
+            let good = r.status == 200 && r.text().contains("metrics: dict") && r.text().contains("generation: True");
+            if good || std::time::Instant::now() > deadline {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(field(&r, "metrics"), "dict", "after a graceful restart: {}", ctx(&r));
+        assert_eq!(field(&r, "generation"), "True", "after a graceful restart: {}", ctx(&r));
         MODE.stop(a);
     }
 }

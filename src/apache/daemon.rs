@@ -202,6 +202,11 @@ fn fork_manager(index: usize) -> Option<libc::pid_t> {
         for g in groups.iter().filter(|g| !Arc::ptr_eq(g, &rt)) {
             drop(g.take_listener());
         }
+        // server-metrics=On: the group's processes (forked from this one) read Apache's
+        // scoreboard, which exists by now and which they share.
+        if rt.spec.server_metrics {
+            crate::wsgi::metrics::set_server_source(super::scoreboard::snapshot);
+        }
         manager::manager_main(rt)
     };
     // SAFETY: the Apache parent runs no other threads, so the child may do anything; it never
@@ -298,7 +303,7 @@ unsafe extern "C" fn stop_managers(_data: *mut libc::c_void) -> ffi::apr_status_
 }
 
 /// Creates every daemon group of this configuration generation and starts its manager.
-/// Runs at most once per generation (called from pre_mpm at first start, post_config after).
+/// Runs at most once per generation (called from pre_mpm at first start, post_config at restarts).
 ///
 /// # Safety
 /// Must run in the Apache parent, single-threaded, with `pconf` the live configuration pool and

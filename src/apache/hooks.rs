@@ -58,7 +58,12 @@ pub unsafe extern "C" fn post_config(
                 ));
             }
             // SAFETY: ap_state_query only reads global state.
-            if unsafe { ffi::ap_state_query(ffi::AP_SQ_CONFIG_GEN) } > 0 {
+            // A restart (graceful or not): Apache's scoreboard already exists (it outlives
+            // restarts), so the groups start here. At the first start they wait for pre_mpm,
+            // which runs once the scoreboard is made, so that their processes share it
+            // (server-metrics=On reads it).
+            // SAFETY: ap_state_query and ap_exists_scoreboard_image only read global state.
+            if unsafe { ffi::ap_state_query(ffi::AP_SQ_CONFIG_GEN) } > 0 && unsafe { ffi::ap_exists_scoreboard_image() } != 0 {
                 // SAFETY: post_config runs in the single-threaded parent with the live pconf.
                 unsafe { super::daemon::start_groups(pconf, s) };
             }
@@ -90,7 +95,8 @@ fn mpm_query(code: i32) -> i32 {
 }
 
 /// First start: daemon groups are created here, after Apache detached from the terminal (so the
-/// managers are children of the real parent) and before the MPM forks its children.
+/// managers are children of the real parent), after the core made the scoreboard (this hook
+/// runs last) and before the MPM forks its children.
 pub unsafe extern "C" fn pre_mpm(_p: *mut ffi::apr_pool_t, _sb: ffi::ap_scoreboard_e) -> c_int {
     guard("pre_mpm", ffi::OK, || {
         // SAFETY: ap_server_conf and its process record are valid in the parent after config.

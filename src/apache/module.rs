@@ -172,7 +172,8 @@ unsafe extern "C" fn register_hooks(p: *mut ffi::apr_pool_t) {
     unsafe {
         ffi::ap_hook_pre_config(Some(hooks::pre_config), null(), null(), ffi::APR_HOOK_MIDDLE);
         ffi::ap_hook_post_config(Some(hooks::post_config), null(), null(), ffi::APR_HOOK_MIDDLE);
-        ffi::ap_hook_pre_mpm(Some(hooks::pre_mpm), null(), null(), ffi::APR_HOOK_MIDDLE);
+        // Last: after the core made the scoreboard, which daemon processes then share.
+        ffi::ap_hook_pre_mpm(Some(hooks::pre_mpm), null(), null(), ffi::APR_HOOK_LAST);
         ffi::ap_hook_child_init(Some(hooks::child_init), null(), null(), ffi::APR_HOOK_MIDDLE);
         ffi::ap_hook_translate_name(Some(hooks::translate_name), AFTER_ALIAS.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE);
         ffi::ap_hook_handler(Some(super::handler::handler), null(), null(), ffi::APR_HOOK_MIDDLE);

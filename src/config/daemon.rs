@@ -69,7 +69,6 @@ pub fn unimplemented_reason(option: &str) -> &'static str {
     match option {
         "response-buffer-size" => "responses come from the daemon in framed records, written as they arrive; there is no buffer to size",
         "response-flush-delay" => "each block the application yields is passed on at once; nothing waits to be flushed",
-        "server-metrics" => "daemon processes start before Apache makes its scoreboard, so they have no view of it; mod_wsgi.server_metrics() there returns None (WSGIServerMetrics On gives it in the Apache children)",
         "newrelic-config-file" | "newrelic-environment" => "mod_wsgi no longer starts the New Relic agent; configure the agent in the application",
         _ => "not implemented by this version",
     }
@@ -79,7 +78,6 @@ pub fn unimplemented_reason(option: &str) -> &'static str {
 pub const UNIMPLEMENTED_OPTIONS: &[&str] = &[
     "response-buffer-size",
     "response-flush-delay",
-    "server-metrics",
     "newrelic-config-file",
     "newrelic-environment",
 ];
@@ -646,7 +644,7 @@ mod tests {
         assert_eq!(d.eviction_timeout, None);
         assert!(!d.server_metrics);
         assert!(!d.unimplemented.contains(&"python-eggs".to_string()));
-        assert!(d.unimplemented.contains(&"server-metrics".to_string()));
+        assert!(!d.unimplemented.contains(&"server-metrics".to_string()));
         let warning = d.unimplemented_warning().unwrap();
         assert!(
             warning.starts_with(
