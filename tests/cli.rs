@@ -769,7 +769,8 @@ fn setup_server_writes_a_server_root_its_apachectl_starts_and_stops() {
     let mut c = cli(&[
         "setup-server", script.to_str().unwrap(), "--port", &port.to_string(), "--access-log",
         "--application-group", "mygroup", "--maximum-requests", "1000", "--request-timeout", "30",
-        "--interrupt-timeout", "7", "--processes", "2", "--threads", "3", "--mpm", "worker", "--log-level", "info", "--log-directory",
+        "--interrupt-timeout", "7", "--processes", "2", "--threads", "3", "--mpm", "worker", "--log-level", "info",
+        "--server-metrics", "--log-directory",
     ]);
     c.arg(dir.path()).arg("--server-root").arg(&root);
     let (st, out, err) = run(c);
@@ -779,7 +780,8 @@ fn setup_server_writes_a_server_root_its_apachectl_starts_and_stops() {
     let conf = fs::read_to_string(root.join("httpd.conf")).unwrap();
     for needle in [
         "processes=2 threads=3",
-        "maximum-requests=1000 request-timeout=30 interrupt-timeout=7",
+        "maximum-requests=1000 request-timeout=30 interrupt-timeout=7 server-metrics=On",
+        "WSGIServerMetrics On",
         "application-group=\"mygroup\"",
         "mod_mpm_worker.so",
         "LogLevel info",

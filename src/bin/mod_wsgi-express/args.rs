@@ -42,6 +42,8 @@ pub struct Options {
     pub url_aliases: Vec<(String, PathBuf)>,
     pub document_root: Option<PathBuf>,
     pub reload_on_changes: bool,
+    /// mod_wsgi.server_metrics() reads Apache's scoreboard (WSGIServerMetrics / server-metrics=On).
+    pub server_metrics: bool,
     /// Run the application in Apache's children (no daemon process group).
     pub embedded_mode: bool,
     pub python_paths: Vec<PathBuf>,
@@ -76,6 +78,7 @@ impl Default for Options {
             url_aliases: Vec::new(),
             document_root: None,
             reload_on_changes: false,
+            server_metrics: false,
             embedded_mode: false,
             python_paths: Vec::new(),
             python_home: None,
@@ -124,6 +127,7 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "threads", values: &["NUMBER"], help: "request threads in each daemon process (default: 5); with --embedded-mode, in each Apache child (prefork: processes x threads single-threaded children)" },
     Opt { name: "url-alias", values: &["URL", "PATH"], help: "serve the static file or directory PATH at URL (repeatable)" },
     Opt { name: "document-root", values: &["DIR"], help: "serve files found under DIR before handing a URL to the application" },
+    Opt { name: "server-metrics", values: &[], help: "let mod_wsgi.server_metrics() return Apache's scoreboard (WSGIServerMetrics On, and server-metrics=On on the daemon process group)" },
     Opt { name: "reload-on-changes", values: &[], help: "restart the daemon processes when a Python file the application imported changes (for development)" },
     Opt { name: "python-path", values: &["DIR"], help: "add DIR to the application's sys.path (repeatable)" },
     Opt { name: "python-home", values: &["DIR"], help: "the virtualenv the application runs in (default: $VIRTUAL_ENV when one is active)" },
@@ -333,6 +337,7 @@ fn apply(o: &mut Options, name: &str, mut v: Vec<String>) -> Result<(), String> 
         }
         "document-root" => o.document_root = Some(PathBuf::from(first())),
         "reload-on-changes" => o.reload_on_changes = true,
+        "server-metrics" => o.server_metrics = true,
         "embedded-mode" => o.embedded_mode = true,
         "python-path" => {
             for p in first().split(':').filter(|p| !p.is_empty()) {

@@ -179,6 +179,9 @@ pub fn render_httpd_conf(plan: &Plan, command_line: &str) -> String {
     }
     add("");
     let appgroup = q(&o.application_group);
+    if o.server_metrics {
+        add("WSGIServerMetrics On");
+    }
     let mut python_path = vec![plan.working_dir.to_string_lossy().into_owned()];
     python_path.extend(plan.python_paths.iter().map(|p| p.to_string_lossy().into_owned()));
     if o.embedded_mode {
@@ -227,6 +230,9 @@ pub fn render_httpd_conf(plan: &Plan, command_line: &str) -> String {
     ));
     if o.interrupt_timeout > 0 {
         daemon.push_str(&format!(" interrupt-timeout={}", o.interrupt_timeout));
+    }
+    if o.server_metrics {
+        daemon.push_str(" server-metrics=On");
     }
     add("WSGIRestrictEmbedded On");
     add(&daemon);
