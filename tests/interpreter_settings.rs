@@ -93,11 +93,17 @@ fn bad_interpreter_settings_are_configuration_errors() {
 #[test]
 fn directives_without_effect_load_and_say_why() {
     let a = ApacheBuilder::new()
-        .conf("WSGIPerInterpreterGIL On\nWSGIAcceptMutex default\n<WSGIInterpreterOptions myapp>\n    WSGIWhatever 1\n</WSGIInterpreterOptions>\n")
+        .conf(
+            "WSGIPerInterpreterGIL On\nWSGIAcceptMutex default\n<WSGIInterpreterOptions myapp>\n    WSGIWhatever 1\n</WSGIInterpreterOptions>\n\
+             WSGITelemetryService unix:/run/telemetry.sock interval=5\nWSGITelemetryOptions +CaptureUserAgent\nWSGISlowRequests 2\n",
+        )
         .start();
     assert!(a.wait_log("WR0117: WSGIPerInterpreterGIL has no effect here: it needs Python 3.12 or later", Duration::from_secs(5)), "{}", a.error_log());
     assert!(a.error_log().contains("WR0117: WSGIAcceptMutex has no effect here: Apache 2.4 chooses its accept mutex itself"), "{}", a.error_log());
     assert!(a.error_log().contains("WR0117: <WSGIInterpreterOptions has no effect here"), "{}", a.error_log());
+    for name in ["WSGITelemetryService", "WSGITelemetryOptions", "WSGISlowRequests"] {
+        assert!(a.error_log().contains(&format!("WR0117: {name} has no effect here")), "{name}: {}", a.error_log());
+    }
     assert!(!a.stop().has_crash());
     // A name mod_wsgi never had is a configuration error.
     let (ok, out) = Apache::config_test(ApacheBuilder::new().conf("WSGIStartupTimeout 5"));

@@ -47,7 +47,7 @@ const fn accepted(name: &'static CStr, reason: &'static CStr) -> command_rec {
     }
 }
 
-const ACCEPTED: [command_rec; 15] = [
+const ACCEPTED: [command_rec; 17] = [
     // A section: Apache has already read its body into the configuration tree, and nothing
     // walks it, so the directives inside are skipped.
     accepted(c"<WSGIInterpreterOptions", c"mod_wsgi 6's per-interpreter options are not implemented; the section and the directives in it are skipped"),
@@ -60,6 +60,8 @@ const ACCEPTED: [command_rec; 15] = [
     accepted(c"WSGIPassApacheRequest", c"Python code cannot be given Apache's request record (there is no apache.request_rec object)"),
     accepted(c"WSGIIgnoreActivity", c"not implemented: every request counts as activity for inactivity-timeout"),
     accepted(c"WSGISlowRequests", c"not implemented: slow requests are not reported"),
+    accepted(c"WSGITelemetryService", c"mod_wsgi 6's telemetry reporter is not implemented: no telemetry datagrams are sent"),
+    accepted(c"WSGITelemetryOptions", c"mod_wsgi 6's telemetry reporter is not implemented: no telemetry datagrams are sent"),
     accepted(c"WSGIVerboseDebugging", c"not implemented: use LogLevel wsgi:debug"),
     accepted(c"WSGILazyInitialization", c"Python is always initialised in the Apache children and daemon processes, never in the Apache parent"),
     accepted(c"WSGIGroupAuthoritative", c"Apache 2.4 combines authorisation with <RequireAny>/<RequireAll>; write those instead"),
