@@ -256,7 +256,7 @@ def application(environ, start_response):
         out.append('clock: %s' % (abs(m['current_time'] - time.time()) < 5 and m['running_time'] >= 0))
         out.append('generation: %s' % any(p['pid'] and p['generation'] == m['running_generation'] for p in m['processes']))
         out.append('worker_keys: %s' % ','.join(sorted(m['processes'][0]['workers'][0])))
-        out.append('served: %s' % (sum(w['access_count'] for p in me for w in p['workers']) >= 0))
+        out.append('served: %s' % (sum(w['access_count'] for p in m['processes'] for w in p['workers']) >= 1))
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return ['\n'.join(out).encode()]
 "#;
@@ -274,13 +274,17 @@ fn server_metrics_reads_the_scoreboard_where_enabled() {
             .conf(&MODE.preamble_with("processes=1 threads=4 server-metrics=On"))
             .script("scoreboard.wsgi", SCOREBOARD_APP)
             .conf(
-                "WSGIServerMetrics On\nWSGIDaemonProcess h processes=1 threads=2\n\
+                // ExtendedStatus: Apache counts requests in the scoreboard (on by default only
+                // with mod_status loaded).
+                "WSGIServerMetrics On\nExtendedStatus On\nWSGIDaemonProcess h processes=1 threads=2\n\
                  <Directory {dir}/scripts>\n    Require all granted\n</Directory>\n\
                  WSGIScriptAlias /sb {dir}/scripts/scoreboard.wsgi\n\
                  WSGIScriptAlias /sb-h {dir}/scripts/scoreboard.wsgi process-group=h\n",
             )
             .start();
         let ctx = |r: &Response| format!("[{MODE} {mpm}] {r}\n--- error.log ---\n{}", a.error_log());
+        // One request first: Apache counts a request in the scoreboard once it has ended.
+        assert_eq!(a.get("/sb").status, 200);
         let r = a.get("/sb");
         assert_eq!(r.status, 200, "{}", ctx(&r));
         assert_eq!(field(&r, "metrics"), "dict", "{}", ctx(&r));
@@ -304,20 +308,22 @@ fn server_metrics_reads_the_scoreboard_where_enabled() {
             assert_eq!(field(&r, "own_process"), "1", "{}", ctx(&r));
             assert_eq!(field(&r, "own_busy"), "True", "{}", ctx(&r));
         }
-        // After a graceful restart (new children, and new daemon processes started from
-        // post_config) the scoreboard is still there.
-        a.graceful();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let r = loop {
-            let r = a.get("/sb");
-            let good = r.status == 200 && r.text().contains("metrics: dict") && r.text().contains("generation: True");
-            if good || std::time::Instant::now() > deadline {
-                break r;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        assert_eq!(field(&r, "metrics"), "dict", "after a graceful restart: {}", ctx(&r));
-        assert_eq!(field(&r, "generation"), "True", "after a graceful restart: {}", ctx(&r));
+        // After a graceful and a hard restart (new children, and new daemon processes started
+        // from post_config) the scoreboard is still there.
+        for (how, restart) in [("graceful", Apache::graceful as fn(&Apache)), ("hard", Apache::restart)] {
+            restart(&a);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let r = loop {
+                let r = a.get("/sb");
+                let good = r.status == 200 && r.text().contains("metrics: dict") && r.text().contains("generation: True");
+                if good || std::time::Instant::now() > deadline {
+                    break r;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            assert_eq!(field(&r, "metrics"), "dict", "after a {how} restart: {}", ctx(&r));
+            assert_eq!(field(&r, "generation"), "True", "after a {how} restart: {}", ctx(&r));
+        }
         MODE.stop(a);
     }
 }

@@ -57,7 +57,6 @@ pub unsafe extern "C" fn post_config(
                     codes::NOT_IMPLEMENTED
                 ));
             }
-            // SAFETY: ap_state_query only reads global state.
             // A restart (graceful or not): Apache's scoreboard already exists (it outlives
             // restarts), so the groups start here. At the first start they wait for pre_mpm,
             // which runs once the scoreboard is made, so that their processes share it
@@ -96,7 +95,9 @@ fn mpm_query(code: i32) -> i32 {
 
 /// First start: daemon groups are created here, after Apache detached from the terminal (so the
 /// managers are children of the real parent), after the core made the scoreboard (this hook
-/// runs last) and before the MPM forks its children.
+/// runs last) and before the MPM forks its children. They allocate from pconf (their sockets
+/// and cleanups live as long as the generation); httpd locks pconf around the MPM only in
+/// APR_POOL_DEBUG builds, which Debian's is not.
 pub unsafe extern "C" fn pre_mpm(_p: *mut ffi::apr_pool_t, _sb: ffi::ap_scoreboard_e) -> c_int {
     guard("pre_mpm", ffi::OK, || {
         // SAFETY: ap_server_conf and its process record are valid in the parent after config.

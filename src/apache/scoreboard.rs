@@ -1,5 +1,6 @@
-//! `mod_wsgi.server_metrics()` in an Apache child: a copy of Apache's scoreboard (the shared
-//! memory every Apache process writes its workers' states into, as mod_status shows them).
+//! `mod_wsgi.server_metrics()`: a copy of Apache's scoreboard (the shared memory every Apache
+//! process writes its workers' states into, as mod_status shows them), read in an Apache child
+//! or in a daemon process (forked from the Apache parent after the scoreboard was made).
 
 use super::ffi;
 use crate::wsgi::metrics::{ProcessSnapshot, ServerSnapshot, WorkerSnapshot, status_letter};
@@ -37,29 +38,35 @@ pub fn snapshot() -> Option<ServerSnapshot> {
     if unsafe { ffi::ap_exists_scoreboard_image() } == 0 {
         return None;
     }
-    // SAFETY: the image exists (checked above) and stays mapped for the life of this child. Its
-    // global record, its server_limit process records and server_limit x thread_limit worker
-    // records are what Apache allocated for those limits. Other processes write them as we
-    // read: each record is copied with one volatile read, and a value torn by a concurrent
-    // update is only a stale number in a metrics report.
+    // SAFETY: the image exists (checked above) and stays mapped for the life of this process.
+    // Apache's own accessors index it with the record sizes and limits of the running server
+    // and return NULL out of range. Other processes write the records as we read: each is
+    // copied with one volatile read, and a value torn by a concurrent update is only a stale
+    // number in a metrics report.
     unsafe {
-        let sb = std::ptr::read_volatile(&raw const ffi::ap_scoreboard_image);
-        if sb.is_null() || (*sb).global.is_null() || (*sb).parent.is_null() || (*sb).servers.is_null() {
+        let g = ffi::ap_get_scoreboard_global();
+        if g.is_null() {
             return None;
         }
-        let g = std::ptr::read_volatile((*sb).global);
-        let (servers, threads) = (g.server_limit.max(0) as usize, g.thread_limit.max(0) as usize);
-        let mut processes = Vec::with_capacity(servers);
+        let g = std::ptr::read_volatile(g);
+        let (servers, threads) = (g.server_limit.max(0), g.thread_limit.max(0));
+        let mut processes = Vec::with_capacity(servers as usize);
         for i in 0..servers {
-            let p = std::ptr::read_volatile((*sb).parent.add(i));
-            let row = *(*sb).servers.add(i);
-            let workers = if row.is_null() {
-                Vec::new()
-            } else {
-                (0..threads).map(|j| worker(&std::ptr::read_volatile(row.add(j)))).collect()
-            };
+            let p = ffi::ap_get_scoreboard_process(i);
+            if p.is_null() {
+                break;
+            }
+            let p = std::ptr::read_volatile(p);
+            let mut workers = Vec::with_capacity(threads as usize);
+            for j in 0..threads {
+                let w = ffi::ap_get_scoreboard_worker_from_indexes(i, j);
+                if w.is_null() {
+                    break;
+                }
+                workers.push(worker(&std::ptr::read_volatile(w)));
+            }
             processes.push(ProcessSnapshot {
-                process_num: i as i64,
+                process_num: i64::from(i),
                 pid: i64::from(p.pid),
                 generation: i64::from(p.generation),
                 quiescing: p.quiescing != 0,

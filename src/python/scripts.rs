@@ -204,7 +204,11 @@ pub fn application<'py>(
             "{}: '{callable}' in WSGI script '{path}' is not callable",
             codes::NO_CALLABLE
         ))),
-        _ => Err(LoadError::NoCallable(format!(
+        Err(e) => Err(LoadError::NoCallable(format!(
+            "{}: looking up '{callable}' in WSGI script '{path}' raised: {e}",
+            codes::NO_CALLABLE
+        ))),
+        Ok(None) => Err(LoadError::NoCallable(format!(
             "{}: target WSGI script '{path}' does not contain WSGI application '{callable}'; define it, or name another callable with WSGICallableObject",
             codes::NO_CALLABLE
         ))),

@@ -212,8 +212,8 @@ fn request_metrics(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
 }
 
 /// `mod_wsgi.server_metrics()`: a copy of Apache's scoreboard in an Apache child whose server
-/// has `WSGIServerMetrics On`; `None` otherwise (as mod_wsgi answers when server metrics are
-/// not enabled), and in daemon processes.
+/// has `WSGIServerMetrics On` and in the processes of a daemon group with `server-metrics=On`;
+/// `None` otherwise (as mod_wsgi answers when server metrics are not enabled).
 #[pyfunction]
 fn server_metrics(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
     let Some(s) = py.detach(metrics::server_snapshot) else { return Ok(None) };

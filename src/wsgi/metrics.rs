@@ -567,7 +567,8 @@ pub fn status_letter(state: u8) -> char {
 }
 
 /// Where server metrics come from in this process: set in an Apache child whose configuration
-/// has `WSGIServerMetrics On`; unset (so `server_metrics()` is None) everywhere else.
+/// has `WSGIServerMetrics On` and in a daemon group's processes with `server-metrics=On`; unset
+/// (so `server_metrics()` is None) everywhere else.
 static SERVER_SOURCE: OnceLock<fn() -> Option<ServerSnapshot>> = OnceLock::new();
 
 /// Offers the scoreboard to `server_metrics()` in this process.

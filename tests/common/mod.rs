@@ -822,8 +822,10 @@ impl Apache {
         }
     }
 
-    /// Waits (up to 1 s) until Apache has closed every connection whose client already closed
-    /// its end, then 30 ms more, before an ungraceful stop or restart.
+    /// Waits (up to 1 s) until no connection on the server's port is half closed, then 30 ms
+    /// more, before an ungraceful stop or restart: none where the client closed and Apache has
+    /// not yet (CLOSE_WAIT), none where Apache closed its side and waits for the client's
+    /// (FIN_WAIT1/2). The 30 ms cover Apache's last step after the client's close.
     ///
     /// Apache 2.4's event MPM has a race at ungraceful child shutdown: the main thread aborts
     /// each worker's current socket while a worker may be finishing a lingering close that
@@ -836,10 +838,11 @@ impl Apache {
         let port = format!(":{:04X} ", self.port);
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
-            // /proc/net/tcp: "sl local rem st ..."; state 08 is CLOSE_WAIT (peer closed, we have not).
+            // /proc/net/tcp: "sl local rem st ..."; states 04 FIN_WAIT1, 05 FIN_WAIT2 and
+            // 08 CLOSE_WAIT.
             let closing = fs::read_to_string("/proc/net/tcp").unwrap_or_default().lines().skip(1).any(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() > 3 && format!("{} ", f[1]).ends_with(&port) && f[3] == "08"
+                f.len() > 3 && format!("{} ", f[1]).ends_with(&port) && matches!(f[3], "04" | "05" | "08")
             });
             if !closing || Instant::now() > deadline {
                 break;
