@@ -762,7 +762,7 @@ fn setup_server_writes_a_server_root_its_apachectl_starts_and_stops() {
     let dir = TestDir::new("setup");
     let script = dir.write(
         "app/groups.wsgi",
-        "def application(environ, start_response):\n    b = ('%s|%s' % (environ['mod_wsgi.application_group'], environ['mod_wsgi.process_group'])).encode()\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b]\n",
+        "def application(environ, start_response):\n    b = ('%s|%s|%s' % (environ['mod_wsgi.application_group'], environ['mod_wsgi.process_group'], environ.get('APP_MODE'))).encode()\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b]\n",
     );
     let root = dir.join("root");
     let port = free_port();
@@ -770,7 +770,10 @@ fn setup_server_writes_a_server_root_its_apachectl_starts_and_stops() {
         "setup-server", script.to_str().unwrap(), "--port", &port.to_string(), "--access-log",
         "--application-group", "mygroup", "--maximum-requests", "1000", "--request-timeout", "30",
         "--interrupt-timeout", "7", "--processes", "2", "--threads", "3", "--mpm", "worker", "--log-level", "info",
-        "--server-metrics", "--log-directory",
+        "--server-metrics", "--queue-timeout", "45", "--graceful-timeout", "20", "--socket-timeout", "90",
+        "--header-buffer-size", "65536", "--server-name", "app.example.com", "--keep-alive-timeout", "7",
+        "--limit-request-body", "1048576", "--setenv", "APP_MODE", "staging", "--map-head-to-get", "Off",
+        "--chunked-request", "--log-directory",
     ]);
     c.arg(dir.path()).arg("--server-root").arg(&root);
     let (st, out, err) = run(c);
@@ -780,8 +783,14 @@ fn setup_server_writes_a_server_root_its_apachectl_starts_and_stops() {
     let conf = fs::read_to_string(root.join("httpd.conf")).unwrap();
     for needle in [
         "processes=2 threads=3",
-        "maximum-requests=1000 request-timeout=30 interrupt-timeout=7 server-metrics=On",
+        "maximum-requests=1000 request-timeout=30 interrupt-timeout=7 server-metrics=On queue-timeout=45 graceful-timeout=20 socket-timeout=90 header-buffer-size=65536",
         "WSGIServerMetrics On",
+        "ServerName \"app.example.com\"",
+        "KeepAliveTimeout 7",
+        "LimitRequestBody 1048576",
+        "SetEnv \"APP_MODE\" \"staging\"",
+        "WSGIMapHEADToGET Off",
+        "WSGIChunkedRequest On",
         "application-group=\"mygroup\"",
         "mod_mpm_worker.so",
         "LogLevel info",
@@ -812,7 +821,7 @@ fn setup_server_writes_a_server_root_its_apachectl_starts_and_stops() {
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     };
-    assert_eq!(r.text(), format!("mygroup|localhost:{port}"));
+    assert_eq!(r.text(), format!("mygroup|localhost:{port}|staging"));
     let pid: i32 = fs::read_to_string(root.join("httpd.pid")).unwrap().trim().parse().unwrap();
     let out = Command::new(&ctl).arg("stop").output().unwrap();
     assert!(out.status.success(), "apachectl stop: {}", String::from_utf8_lossy(&out.stderr));

@@ -62,6 +62,10 @@ pub struct Options {
     /// 0: no RequestTimeout injection (the process restarts at request-timeout).
     pub interrupt_timeout: u64,
     pub mpm: Mpm,
+    /// Options passed to the daemon process group as they are (`name=value`), in order.
+    pub daemon_options: Vec<(String, String)>,
+    /// Lines of the main server's configuration the options ask for, in order.
+    pub server_lines: Vec<String>,
 }
 
 impl Default for Options {
@@ -95,6 +99,8 @@ impl Default for Options {
             request_timeout: 60,
             interrupt_timeout: 0,
             mpm: Mpm::Event,
+            daemon_options: Vec::new(),
+            server_lines: Vec::new(),
         }
     }
 }
@@ -144,7 +150,47 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "interrupt-timeout", values: &["SECONDS"], help: "first raise mod_wsgi.RequestTimeout in a request past --request-timeout, restarting the process only if it has not returned this much later (default: 0, off)" },
     Opt { name: "request-timeout", values: &["SECONDS"], help: "restart a daemon process whose requests run longer than this (default: 60; 0 disables; not applied with --embedded-mode)" },
     Opt { name: "mpm", values: &["NAME"], help: "Apache's MPM: event (default), worker or prefork" },
+    Opt { name: "graceful-timeout", values: &["SECONDS"], help: "daemon process group option graceful-timeout= (daemon mode only)" },
+    Opt { name: "shutdown-timeout", values: &["SECONDS"], help: "daemon process group option shutdown-timeout= (daemon mode only)" },
+    Opt { name: "eviction-timeout", values: &["SECONDS"], help: "daemon process group option eviction-timeout= (daemon mode only)" },
+    Opt { name: "inactivity-timeout", values: &["SECONDS"], help: "daemon process group option inactivity-timeout= (daemon mode only)" },
+    Opt { name: "restart-interval", values: &["SECONDS"], help: "daemon process group option restart-interval= (daemon mode only)" },
+    Opt { name: "deadlock-timeout", values: &["SECONDS"], help: "daemon process group option deadlock-timeout= (daemon mode only)" },
+    Opt { name: "startup-timeout", values: &["SECONDS"], help: "daemon process group option startup-timeout= (daemon mode only)" },
+    Opt { name: "connect-timeout", values: &["SECONDS"], help: "daemon process group option connect-timeout= (daemon mode only)" },
+    Opt { name: "socket-timeout", values: &["SECONDS"], help: "daemon process group option socket-timeout= (daemon mode only)" },
+    Opt { name: "queue-timeout", values: &["SECONDS"], help: "daemon process group option queue-timeout= (daemon mode only)" },
+    Opt { name: "response-socket-timeout", values: &["SECONDS"], help: "daemon process group option response-socket-timeout= (daemon mode only)" },
+    Opt { name: "cpu-time-limit", values: &["SECONDS"], help: "daemon process group option cpu-time-limit= (daemon mode only)" },
+    Opt { name: "header-buffer-size", values: &["BYTES"], help: "daemon process group option header-buffer-size= (daemon mode only)" },
+    Opt { name: "response-buffer-size", values: &["BYTES"], help: "daemon process group option response-buffer-size= (daemon mode only)" },
+    Opt { name: "send-buffer-size", values: &["BYTES"], help: "daemon process group option send-buffer-size= (daemon mode only)" },
+    Opt { name: "receive-buffer-size", values: &["BYTES"], help: "daemon process group option receive-buffer-size= (daemon mode only)" },
+    Opt { name: "python-eggs", values: &["DIR"], help: "daemon process group option python-eggs= (daemon mode only)" },
+    Opt { name: "server-name", values: &["NAME"], help: "Apache's ServerName" },
+    Opt { name: "keep-alive-timeout", values: &["SECONDS"], help: "Apache's KeepAliveTimeout (default: Apache's, 5)" },
+    Opt { name: "limit-request-body", values: &["BYTES"], help: "Apache's LimitRequestBody: the largest request body accepted (413 above it)" },
+    Opt { name: "setenv", values: &["NAME", "VALUE"], help: "SetEnv NAME VALUE: a variable of every request's environ (repeatable)" },
+    Opt { name: "passenv", values: &["NAME"], help: "PassEnv NAME: pass the server's environment variable NAME to every request's environ (repeatable)" },
+    Opt { name: "enable-sendfile", values: &[], help: "send wsgi.file_wrapper files with sendfile() (EnableSendfile and WSGIEnableSendfile On)" },
+    Opt { name: "map-head-to-get", values: &["On|Off|Auto"], help: "WSGIMapHEADToGET" },
+    Opt { name: "chunked-request", values: &[], help: "accept chunked request bodies (WSGIChunkedRequest On)" },
+    Opt { name: "error-override", values: &[], help: "Apache's error documents replace the application's 4xx/5xx bodies (WSGIErrorOverride On)" },
 ];
+
+/// Options that are `WSGIDaemonProcess` options of the same name taking a whole number.
+const DAEMON_NUMBERS: &[&str] = &[
+    "graceful-timeout", "shutdown-timeout", "eviction-timeout", "inactivity-timeout", "restart-interval",
+    "deadlock-timeout", "startup-timeout", "connect-timeout", "socket-timeout", "queue-timeout",
+    "response-socket-timeout", "cpu-time-limit", "header-buffer-size", "response-buffer-size",
+    "send-buffer-size", "receive-buffer-size",
+];
+
+/// A value for the configuration file, in double quotes (refused if it cannot be written there).
+fn conf_word(name: &str, v: &str) -> Result<String, String> {
+    super::conf::check_writable_text(&format!("--{name}"), v)?;
+    Ok(format!("\"{v}\""))
+}
 
 pub fn usage(prog: &str) -> String {
     format!(
@@ -285,6 +331,10 @@ fn example_of(name: &str) -> &'static str {
         "mount-point" => "/app",
         "application-group" => "%{GLOBAL}",
         "entry-point" => "app.wsgi",
+        "header-buffer-size" | "response-buffer-size" | "send-buffer-size" | "receive-buffer-size" => "65536",
+        "limit-request-body" => "10485760",
+        "keep-alive-timeout" => "5",
+        n if DAEMON_NUMBERS.contains(&n) => "30",
         _ => "/some/dir",
     }
 }
@@ -369,6 +419,33 @@ fn apply(o: &mut Options, name: &str, mut v: Vec<String>) -> Result<(), String> 
                 other => return Err(format!("--mpm {other} is not an Apache MPM; use event, worker or prefork")),
             }
         }
+        n if DAEMON_NUMBERS.contains(&n) => {
+            let value = number(name, &first(), 0u64, u32::MAX as u64)?;
+            o.daemon_options.push((name.to_string(), value.to_string()));
+        }
+        "python-eggs" => o.daemon_options.push((name.to_string(), conf_word(name, &first())?)),
+        "server-name" => o.server_lines.push(format!("ServerName {}", conf_word(name, &first())?)),
+        "keep-alive-timeout" => o.server_lines.push(format!("KeepAliveTimeout {}", number(name, &first(), 0u64, 86400)?)),
+        "limit-request-body" => o.server_lines.push(format!("LimitRequestBody {}", number(name, &first(), 0u64, i64::MAX as u64)?)),
+        "setenv" => {
+            let value = v.pop().unwrap_or_default();
+            let var = v.pop().unwrap_or_default();
+            o.server_lines.push(format!("SetEnv {} {}", conf_word(name, &var)?, conf_word(name, &value)?));
+        }
+        "passenv" => o.server_lines.push(format!("PassEnv {}", conf_word(name, &first())?)),
+        "enable-sendfile" => {
+            o.server_lines.push("EnableSendfile On".into());
+            o.server_lines.push("WSGIEnableSendfile On".into());
+        }
+        "map-head-to-get" => {
+            let m = first();
+            if !["on", "off", "auto"].contains(&m.to_ascii_lowercase().as_str()) {
+                return Err(format!("--map-head-to-get {m}: use On, Off or Auto"));
+            }
+            o.server_lines.push(format!("WSGIMapHEADToGET {m}"));
+        }
+        "chunked-request" => o.server_lines.push("WSGIChunkedRequest On".into()),
+        "error-override" => o.server_lines.push("WSGIErrorOverride On".into()),
         _ => return Err(format!("--{name} is listed but not handled; this is a bug in mod_wsgi-express")),
     }
     Ok(())

@@ -139,6 +139,9 @@ pub fn render_httpd_conf(plan: &Plan, command_line: &str) -> String {
         add(&format!("LoadModule rewrite_module {APACHE_MODULES}/mod_rewrite.so"));
     }
     add(&format!("<IfModule !unixd_module>\n    LoadModule unixd_module {APACHE_MODULES}/mod_unixd.so\n</IfModule>"));
+    if o.server_lines.iter().any(|l| l.starts_with("SetEnv ") || l.starts_with("PassEnv ")) {
+        add(&format!("LoadModule env_module {APACHE_MODULES}/mod_env.so"));
+    }
     if plan.opts.access_log {
         add(&format!("<IfModule !log_config_module>\n    LoadModule log_config_module {APACHE_MODULES}/mod_log_config.so\n</IfModule>"));
     }
@@ -181,6 +184,9 @@ pub fn render_httpd_conf(plan: &Plan, command_line: &str) -> String {
     let appgroup = q(&o.application_group);
     if o.server_metrics {
         add("WSGIServerMetrics On");
+    }
+    for line in &o.server_lines {
+        add(line);
     }
     let mut python_path = vec![plan.working_dir.to_string_lossy().into_owned()];
     python_path.extend(plan.python_paths.iter().map(|p| p.to_string_lossy().into_owned()));
@@ -233,6 +239,9 @@ pub fn render_httpd_conf(plan: &Plan, command_line: &str) -> String {
     }
     if o.server_metrics {
         daemon.push_str(" server-metrics=On");
+    }
+    for (name, value) in &o.daemon_options {
+        daemon.push_str(&format!(" {name}={value}"));
     }
     add("WSGIRestrictEmbedded On");
     add(&daemon);
