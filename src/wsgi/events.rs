@@ -464,6 +464,17 @@ fn request_event<'py>(py: Python<'py>, id: &Py<PyString>, data: &Py<PyDict>, thr
 }
 
 impl Track {
+    /// The keys request_started and request_finished share: the server's pid and when the
+    /// request reached each stage.
+    fn put_times(&self, e: &Bound<'_, PyDict>) -> PyResult<()> {
+        let t = self.timing;
+        e.set_item("server_pid", if t.server_pid != 0 { t.server_pid } else { std::process::id() })?;
+        e.set_item("request_start", self.request_start)?;
+        e.set_item("queue_start", secs(t.queue_start))?;
+        e.set_item("daemon_start", secs(t.daemon_start))?;
+        e.set_item("application_start", self.application_start)
+    }
+
     /// Whether the request's I/O is timed.
     pub fn timed(&self) -> bool {
         self.mode != 0
@@ -486,11 +497,7 @@ impl Track {
             let e = request_event(py, &id, &data, thread_id)?;
             e.set_item("daemon_connects", i64::from(t.queue_start > 0))?;
             e.set_item("daemon_restarts", 0)?;
-            e.set_item("server_pid", if t.server_pid != 0 { t.server_pid } else { std::process::id() })?;
-            e.set_item("request_start", self.request_start)?;
-            e.set_item("queue_start", secs(t.queue_start))?;
-            e.set_item("daemon_start", secs(t.daemon_start))?;
-            e.set_item("application_start", self.application_start)?;
+            self.put_times(&e)?;
             e.set_item("application_object", app)?;
             e.set_item("request_environ", environ)?;
             Ok(e)
@@ -535,11 +542,7 @@ impl Track {
             if let Some((id, data, thread_id, callbacks)) = publishing_state(py) {
                 let event = (|| -> PyResult<Bound<'_, PyDict>> {
                     let e = request_event(py, &id, &data, thread_id)?;
-                    e.set_item("server_pid", if t.server_pid != 0 { t.server_pid } else { std::process::id() })?;
-                    e.set_item("request_start", self.request_start)?;
-                    e.set_item("queue_start", secs(t.queue_start))?;
-                    e.set_item("daemon_start", secs(t.daemon_start))?;
-                    e.set_item("application_start", self.application_start)?;
+                    self.put_times(&e)?;
                     e.set_item("application_finish", finish)?;
                     e.set_item("application_time", (finish - self.application_start).max(0.0))?;
                     e.set_item("input_reads", stats.input_reads)?;

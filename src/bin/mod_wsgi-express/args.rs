@@ -189,7 +189,7 @@ const DAEMON_NUMBERS: &[&str] = &[
 /// A value for the configuration file, in double quotes (refused if it cannot be written there).
 fn conf_word(name: &str, v: &str) -> Result<String, String> {
     super::conf::check_writable_text(&format!("--{name}"), v)?;
-    Ok(format!("\"{v}\""))
+    Ok(super::conf::q(v))
 }
 
 pub fn usage(prog: &str) -> String {

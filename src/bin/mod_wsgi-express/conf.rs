@@ -12,7 +12,7 @@ use crate::sys;
 
 /// A value as a double-quoted Apache configuration word (the plan refused `"`, `\` and line
 /// breaks in every path and name written here).
-fn q(s: impl AsRef<str>) -> String {
+pub fn q(s: impl AsRef<str>) -> String {
     format!("\"{}\"", s.as_ref())
 }
 
